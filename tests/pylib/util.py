@@ -1,0 +1,66 @@
+"""Small helpers shared by every integration and interop test.
+
+Peer starters live in their own modules beside this one (postfix.py,
+dovecot.py, dnsmasq.py, postern.py); each starts its daemon on 127.0.0.1
+and waits for its greeting, never for a fixed time.
+"""
+import os
+import socket
+import subprocess
+import time
+
+SRC = os.environ.get("POSTERN_SRC", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+BIN = os.environ.get("POSTERN_BIN", os.path.join(SRC, "build", "bin"))
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_greeting(port, prefix=b"220", host="127.0.0.1", timeout=20.0, proc=None):
+    """Connect until the server sends a line starting with prefix.
+
+    Returns the greeting line. Raises if proc exits or timeout passes.
+    Polls connect() because a daemon's listener appears at an unknown time;
+    the poll ends on the greeting itself, not on a sleep."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError("server exited with %s before greeting" % proc.returncode)
+        try:
+            with socket.create_connection((host, port), timeout=5) as s:
+                line = s.makefile("rb").readline()
+                if line.startswith(prefix):
+                    return line
+                last = line
+        except OSError as e:
+            last = e
+        time.sleep(0.05)
+    raise TimeoutError("no greeting on %s:%d (last: %r)" % (host, port, last))
+
+
+def wait_for(predicate, timeout=30.0, what="condition"):
+    """Poll predicate() until it returns a true value; return that value."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = predicate()
+        if v:
+            return v
+        time.sleep(0.02)
+    raise TimeoutError("timed out waiting for " + what)
+
+
+def stop(proc, sig=15, timeout=10):
+    """Stop a child process by its pid; SIGKILL if it ignores sig."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
