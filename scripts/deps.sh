@@ -41,10 +41,19 @@ deps_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 }
 
+# mail_owner for a root-started Postern, and an ordinary user that the tests
+# (and postern-lda, which refuses root) run as when started by root.
+deps_users() {
+  [ "$(id -u)" -eq 0 ] || return 0
+  getent group postern >/dev/null || groupadd --system postern
+  getent passwd postern >/dev/null || useradd --system -g postern -d /nonexistent -s /usr/sbin/nologin postern
+  getent passwd posterntest >/dev/null || useradd -m -s /bin/sh posterntest
+}
+
 deps_main() {
   case "${1:-build}" in
-    build) deps_install "${BUILD_PKGS[@]}" ;;
-    test)  deps_install "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}" ;;
+    build) deps_install "${BUILD_PKGS[@]}"; deps_users ;;
+    test)  deps_install "${BUILD_PKGS[@]}" "${TEST_PKGS[@]}"; deps_users ;;
     *) echo "usage: deps.sh build|test" >&2; return 64 ;;
   esac
 }
