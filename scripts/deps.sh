@@ -10,6 +10,7 @@ BUILD_PKGS=(
   libevent-dev libssl-dev libc-ares-dev liblmdb-dev libpcre2-dev
   libmilter-dev libspf2-dev libopendkim-dev libopendmarc-dev
   libcmocka-dev
+  swaks                             # the demo prints a swaks command to send a first message
 )
 
 TEST_PKGS=(

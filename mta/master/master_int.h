@@ -1,0 +1,83 @@
+/*
+ * master_int.h - state shared by the files of the master program only
+ * (master.c: set-up, signals, loop; master_child.c: children;
+ * master_deliver.c: local delivery runs). Not a public interface.
+ */
+#ifndef POSTERN_MASTER_INT_H
+#define POSTERN_MASTER_INT_H
+
+#include <sys/types.h>
+#include <time.h>
+#include <event2/event.h>
+
+#include "lib/cfg.h"
+#include "mta/ipc/ipc_chan.h"
+
+enum master_child_kind {
+	MASTER_CHILD_QUEUE, /* postern-queue */
+	MASTER_CHILD_SMTPD, /* postern-smtpd for one master.cf service */
+};
+
+struct master_child {
+	enum master_child_kind kind; /* what runs there */
+	size_t svc;                  /* service index (smtpd only) */
+	pid_t pid;                   /* 0 when not running */
+	struct ipc_chan *chan;       /* our end of its fd 3 */
+	time_t started;              /* for restart throttling */
+	bool draining;               /* told to stop; do not restart on exit */
+	struct master_child *next;   /* list of all children */
+};
+
+struct master_listener {
+	size_t svc; /* service index it belongs to */
+	int fd;     /* listening socket */
+};
+
+struct master_delivery;
+
+struct master {
+	struct event_base *base;       /* the only loop */
+	char *confdir;                 /* -c */
+	char *self_dir;                /* directory of the postern binary */
+	struct cfg *cfg;               /* current main.cf */
+	struct cfg_service *svcs;      /* current master.cf smtpd services */
+	size_t nsvc;
+	struct master_listener *ls;    /* bound sockets */
+	size_t nls;
+	struct master_child *children; /* every child we started and still track */
+	struct master_child *queue;    /* the running queue child, or NULL */
+	struct master_delivery *deliveries; /* running local deliveries */
+	bool root;                     /* started as root: children drop to mail_owner */
+	uid_t owner_uid;               /* mail_owner (or our own uid) */
+	gid_t owner_gid;
+	bool stopping;                 /* SIGTERM seen */
+	struct event *restart_timer;   /* pending throttled restarts */
+	struct event *stop_timer;      /* hard deadline while stopping */
+};
+
+/* master_child.c */
+/* Start (or restart) the queue, then every smtpd. Returns 0 or -1 (logged). */
+int master_child_start_all(struct master *m);
+/* Start the smtpd of service svc, connected to the running queue. */
+int master_child_start_smtpd(struct master *m, size_t svc);
+/* A child exited: restart or forget it. Returns true when pid was a child. */
+bool master_child_reaped(struct master *m, pid_t pid, int status);
+/* Send sig to every child (of the kind, or all when kind < 0). */
+void master_child_signal(struct master *m, int kind, int sig);
+/* Number of children still running (of the kind, or all when kind < 0). */
+size_t master_child_count(const struct master *m, int kind);
+/* Drop privileges to mail_owner in a forked child (no-op unless root). */
+void master_child_drop_privileges(const struct master *m);
+/* Restart children whose throttle delay passed. */
+void master_child_restart_due(struct master *m);
+
+/* master_deliver.c */
+/* Handle IPC_M_DELIVER from the queue. */
+void master_deliver_request(struct master *m, struct ipc_msg *msg);
+/* A child exited: if it was a delivery, finish it. True when it was. */
+bool master_deliver_reaped(struct master *m, pid_t pid, int status);
+/* Kill every running delivery (stop). */
+void master_deliver_kill_all(struct master *m);
+size_t master_deliver_count(const struct master *m);
+
+#endif
