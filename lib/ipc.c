@@ -251,6 +251,7 @@ int ipc_recv(int sock, struct ipc_msg *m, const char **error_r)
 	mh.msg_iovlen = 1;
 	mh.msg_control = ctl.space;
 	mh.msg_controllen = sizeof(ctl.space);
+	ipc_msg_init(m, 0, 0); /* the caller frees m whatever we return */
 	ssize_t r;
 	do
 		r = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
@@ -265,10 +266,8 @@ int ipc_recv(int sock, struct ipc_msg *m, const char **error_r)
 				memcpy(&fds[nfds++], CMSG_DATA(c) + i * sizeof(int), sizeof(int));
 		}
 	}
-	if (r == 0 && nfds == 0) {
-		ipc_msg_init(m, 0, 0);
+	if (r == 0 && nfds == 0)
 		return 0;
-	}
 	const char *err = NULL;
 	if ((mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) != 0)
 		err = "truncated packet";

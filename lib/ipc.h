@@ -77,7 +77,8 @@ int ipc_socketpair(int sv[2]);
  * or -1 with errno (EAGAIN on a full non-blocking socket). Never blocks
  * unless the socket is blocking. */
 int ipc_send(int sock, const struct ipc_msg *m);
-/* Receive one message into m (which the caller frees). Returns 1 for a
+/* Receive one message into m (initialised here; the caller frees it
+ * whatever the result). Returns 1 for a
  * message, 0 when the peer closed, -1 with errno (EAGAIN: nothing yet) or
  * with *error_r set and errno EPROTO for a malformed packet. */
 int ipc_recv(int sock, struct ipc_msg *m, const char **error_r);

@@ -53,7 +53,8 @@ static char *cli_self_dir(void)
 	return xstrdup(dirname(path));
 }
 
-static struct cfg *cli_load_cfg(void)
+/* main.cf as written (conf prints it so); exits on a bad configuration */
+static struct cfg *cli_load_cfg_raw(void)
 {
 	const char *err = NULL;
 	struct cfg *cfg = cfg_load(cli_confdir, &err);
@@ -61,6 +62,14 @@ static struct cfg *cli_load_cfg(void)
 		fprintf(stderr, "postern: fatal: %s\n", err);
 		exit(EX_CONFIG);
 	}
+	return cfg;
+}
+
+/* main.cf with the directories of this installation filled in */
+static struct cfg *cli_load_cfg(void)
+{
+	const char *err = NULL;
+	struct cfg *cfg = cli_load_cfg_raw();
 	char *self = cli_self_dir();
 	if (*cfg->daemon_directory == '\0')
 		cfg_override(cfg, "daemon_directory", self, &err);
@@ -197,7 +206,7 @@ static int cli_conf(int argc, char **argv)
 		else
 			cli_usage();
 	}
-	struct cfg *cfg = cli_load_cfg();
+	struct cfg *cfg = cli_load_cfg_raw();
 	int r = cfg_print(cfg, mode, i < argc ? &argv[i] : NULL, stdout);
 	cfg_free(&cfg);
 	return r == 0 ? 0 : 1;

@@ -26,7 +26,7 @@
 
 static const char *master_child_name(enum master_child_kind k)
 {
-	return k == MASTER_CHILD_QUEUE ? "queue" : "smtpd";
+	return k == MASTER_CHILD_QUEUE ? "postern-queue" : "postern-smtpd";
 }
 
 void master_child_drop_privileges(const struct master *m)
@@ -94,7 +94,8 @@ static pid_t master_child_exec(struct master *m, const char *prog, char **argv, 
 	master_child_drop_privileges(m);
 	master_child_place_fds(fds, nfds);
 	execve(prog, argv, envp);
-	log_error("exec %s: %s", prog, strerror(errno));
+	/* no logging here: the log descriptor may now be one of the placed
+	 * ones; master logs the exit status 71 */
 	_exit(71);
 }
 

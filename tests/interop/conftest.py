@@ -4,6 +4,8 @@ import sys
 
 import pytest
 
+# both "tests.pylib" (from the repository root) and "pylib" (from tests/) work
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
 
 from tests.pylib.postern import Postern  # noqa: E402

@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""Accept-rate benchmark: smtp-source into smtp-sink (no MTA), into Postfix and
+into Postern, in one run on this machine, plus Postern's memory while holding
+idle sessions. Prints messages/s and ratios; it is a measurement, not a test.
+
+    bench/accept.py [--messages 20000] [--sessions 20] [--size 4096]
+                    [--idle 1000,10000] [--bin build-bench/bin]
+
+Both MTAs fsync before answering 250 and deliver into virtual Maildirs. The
+accept rate is messages / wall time of smtp-source, which ends when the last
+250 arrives. Postern must be built without sanitizers for fair figures:
+    cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release && cmake --build build-bench
+"""
+import argparse
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))
+sys.path.insert(0, os.path.join(HERE, ".."))
+
+
+def run_source(port, messages, sessions, size, rcpt):
+    cmd = ["/usr/sbin/smtp-source", "-s", str(sessions), "-l", str(size), "-m", str(messages),
+           "-f", "bench@remote.test", "-t", rcpt, "127.0.0.1:%d" % port]
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    dt = time.monotonic() - t0
+    if r.returncode != 0:
+        raise RuntimeError("smtp-source failed: %s %s" % (r.stdout, r.stderr))
+    return messages / dt
+
+
+def bench_sink(a):
+    from pylib.util import free_port, wait_for_greeting
+    port = free_port()
+    sink = subprocess.Popen(["/usr/sbin/smtp-sink", "-c", "127.0.0.1:%d" % port, "1000"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_greeting(port)
+        return run_source(port, a.messages, a.sessions, a.size, "x@sink.test")
+    finally:
+        sink.kill()
+        sink.wait()
+
+
+def bench_postfix(a):
+    from pylib.postfix import Postfix
+    with tempfile.TemporaryDirectory(prefix="bench-postfix-") as w:
+        pf = Postfix(w, mailboxes=["alice@example.test"])
+        pf.start()
+        try:
+            return run_source(pf.port(0), a.messages, a.sessions, a.size, "alice@example.test")
+        finally:
+            pf.stop()
+
+
+def rss_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def bench_postern(a):
+    from pylib import util
+    util.BIN = os.path.abspath(a.bin)
+    from pylib.postern import Postern
+    inst = Postern(main_cf={"smtpd_client_connection_count_limit": "0",
+                            "smtpd_timeout": "3600s"})
+    try:
+        inst.start()
+        rate = run_source(inst.port, a.messages, a.sessions, a.size, "alice@example.test")
+        idle = {}
+        for n in a.idle:
+            idle[n] = idle_sessions(inst, n)
+        return rate, idle
+    finally:
+        inst.cleanup()
+
+
+def idle_sessions(inst, n):
+    """Open n sessions that sit idle after the greeting; RSS of every
+    Postern process (master, queue, smtpd) with them open."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, n + 1000), hard))
+    socks = []
+    try:
+        for i in range(n):
+            # spread over source addresses: per-client limits stay realistic
+            src = "127.0.%d.%d" % (1 + i // 250 % 250, 1 + i % 250)
+            s = socket.create_connection(("127.0.0.1", inst.port), source_address=(src, 0))
+            socks.append(s)
+        for s in socks:
+            s.settimeout(30)
+            if not s.recv(512).startswith(b"220"):
+                raise RuntimeError("no greeting")
+        smtpd = sum(rss_kib(p) for p in inst.pids("postern-smtpd"))
+        rest = sum(rss_kib(p) for p in inst.pids("postern-queue") + inst.pids("postern"))
+        return smtpd, rest
+    finally:
+        for s in socks:
+            s.close()
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--messages", type=int, default=20000)
+    p.add_argument("--sessions", type=int, default=20)
+    p.add_argument("--size", type=int, default=4096)
+    p.add_argument("--idle", default="1000,10000")
+    p.add_argument("--bin", default=os.path.join(HERE, "..", "build-bench", "bin"))
+    a = p.parse_args()
+    a.idle = [int(x) for x in a.idle.split(",") if x]
+    sink = bench_sink(a)
+    print("smtp-source -> smtp-sink : %8.0f msg/s (no MTA)" % sink, flush=True)
+    pf = bench_postfix(a)
+    print("smtp-source -> Postfix   : %8.0f msg/s" % pf, flush=True)
+    pn, idle = bench_postern(a)
+    print("smtp-source -> Postern   : %8.0f msg/s" % pn)
+    print("Postern / Postfix        : %8.2fx" % (pn / pf))
+    print("Postern / smtp-sink      : %8.2f" % (pn / sink))
+    for n, (smtpd, rest) in idle.items():
+        print("%6d idle sessions: smtpd RSS %.1f MiB, master+queue %.1f MiB"
+              % (n, smtpd / 1024.0, rest / 1024.0))
+
+
+if __name__ == "__main__":
+    main()
