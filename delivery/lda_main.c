@@ -1,0 +1,444 @@
+/*
+ * lda_main.c - postern-lda: one message from stdin into one mailbox.
+ *
+ * Purpose: the command line, main.cf lookup of the mailbox (home_mailbox,
+ *   mail_spool_directory, as Postfix local(8)), the identity checks, and the
+ *   one exit code + one stderr line ("4.2.2 text") that the calling MTA
+ *   (Postern's queue, Postfix mailbox_command, anything that ran
+ *   dovecot-lda) maps to deliver / defer / bounce.
+ * Owns: the process. Never: runs as root, talks to the network, writes
+ *   anything but the target mailbox (and maildirsize), prints more than one
+ *   stderr line.
+ * Limits: LDA_MESSAGE_MAX, lock_timeout, maildir_quota.
+ * Tests: tests/integration/test_lda*.py, tests/interop/test_lda_dovecot.py,
+ *   tests/interop/test_lda_postfix.py
+ */
+#include <getopt.h>
+#include <fcntl.h>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "delivery/lda_headers.h"
+#include "delivery/lda_main.h"
+#include "delivery/lda_maildir.h"
+#include "delivery/lda_mbox.h"
+#include "delivery/lda_path.h"
+#include "delivery/lda_quota.h"
+#include "delivery/lda_status.h"
+#include "lib/buf.h"
+#include "lib/cfg.h"
+#include "lib/log.h"
+#include "lib/common.h"
+
+#define LDA_DEFAULT_CONFDIR "/etc/postern"
+#define LDA_MAX_OVERRIDES 64
+
+/* Exit with the recorded status: "<dsn> <text>" on stderr (the caller's
+ * only parse target), plus a log line. */
+NORETURN static void lda_main_exit(const struct lda_status *st)
+{
+	if (st->ex != EX_OK) {
+		log_warning("%s %s", st->dsn, st->text);
+		fprintf(stderr, "%s %s\n", st->dsn, st->text);
+		fflush(stderr);
+	}
+	exit(st->ex);
+}
+
+static void lda_main_usage(const char *why)
+{
+	struct lda_status st;
+	lda_status_fail(&st, EX_USAGE, "5.3.0",
+		 "%s (usage: postern-lda [-e] [-d user] [-f sender] [-a address] [-r address] "
+		 "[-m folder] [-c confdir] [-o name=value] [-p file] [--maildir dir | --mbox file])",
+		 why);
+	lda_main_exit(&st);
+}
+
+static bool lda_main_bool(const char *v, bool *r)
+{
+	if (strcasecmp(v, "yes") == 0 || strcasecmp(v, "true") == 0 || strcmp(v, "1") == 0)
+		*r = true;
+	else if (strcasecmp(v, "no") == 0 || strcasecmp(v, "false") == 0 || strcmp(v, "0") == 0)
+		*r = false;
+	else
+		return false;
+	return true;
+}
+
+/* Handle an -o name of postern-lda's own. Returns 1 handled, 0 not ours,
+ * -1 bad value (st filled). */
+static int lda_main_own_param(struct lda_options *o, const char *name, const char *value,
+			      struct lda_status *st)
+{
+	if (strcmp(name, "maildir_quota") == 0) {
+		if (lda_quota_parse_limit(str_of(value), &o->quota) < 0)
+			return lda_status_fail(st, EX_CONFIG, "4.3.5",
+					"bad maildir_quota value \"%s\" (want <bytes>S,<count>C)",
+					value);
+		o->have_quota = true;
+		return 1;
+	}
+	if (strcmp(name, "quota_full_tempfail") == 0) {
+		if (!lda_main_bool(value, &o->quota_tempfail))
+			return lda_status_fail(st, EX_CONFIG, "4.3.5", "bad quota_full_tempfail value \"%s\"",
+					value);
+		return 1;
+	}
+	if (strcmp(name, "lock_timeout") == 0) {
+		char *end;
+		errno = 0;
+		unsigned long v = strtoul(value, &end, 10);
+		if (errno != 0 || end == value || *end != '\0' || v == 0 || v > 86400)
+			return lda_status_fail(st, EX_CONFIG, "4.3.5", "bad lock_timeout value \"%s\"", value);
+		o->lock_timeout = (unsigned)v;
+		return 1;
+	}
+	return 0;
+}
+
+/* Read the message (stdin or -p file). */
+static int lda_main_read(const struct lda_options *o, struct buf *raw, struct lda_status *st)
+{
+	int fd = STDIN_FILENO;
+	if (o->input != NULL) {
+		fd = open(o->input, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			return lda_status_fail(st, EX_NOINPUT, "5.3.0", "cannot open %s: %s", o->input,
+					strerror(errno));
+	}
+	int r = lda_headers_read(fd, raw, LDA_MESSAGE_MAX, st);
+	if (fd != STDIN_FILENO)
+		close(fd);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "maildir", required_argument, NULL, 'M' },
+		{ "mbox", required_argument, NULL, 'B' },
+		{ "delivery-id", required_argument, NULL, 'I' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct lda_options o;
+	struct lda_status st = { .ex = EX_OK };
+	const char *ovr_name[LDA_MAX_OVERRIDES];
+	const char *ovr_value[LDA_MAX_OVERRIDES];
+	char *ovr_copy[LDA_MAX_OVERRIDES];
+	size_t n_ovr = 0;
+	int c;
+
+	memset(&o, 0, sizeof(o));
+	o.quota_tempfail = true;
+	o.lock_timeout = LDA_LOCK_TIMEOUT_DEFAULT;
+	umask(077);
+	log_open("lda", NULL, &(const char *){ NULL });
+
+	opterr = 0; /* one stderr line only: ours */
+	while ((c = getopt_long(argc, argv, "+d:f:a:r:m:c:o:p:ekh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd': o.user = optarg; break;
+		case 'f': o.sender = optarg; break;
+		case 'a': o.orig_rcpt = optarg; break;
+		case 'r': o.final_rcpt = optarg; break;
+		case 'm': o.folder = optarg; break;
+		case 'c': o.confdir = optarg; break;
+		case 'p': o.input = optarg; break;
+		case 'M': o.maildir = optarg; break;
+		case 'B': o.mbox = optarg; break;
+		case 'I':
+			if (!lda_maildir_delivery_id_valid(optarg))
+				lda_main_usage("--delivery-id needs SECONDS.TOKEN");
+			o.delivery_id = optarg;
+			break;
+		case 'e': /* errors always go to stderr + exit code: we never send mail */
+		case 'k': /* the environment is never used anyway */
+			break;
+		case 'o': {
+			if (n_ovr >= LDA_MAX_OVERRIDES)
+				lda_main_usage("too many -o options");
+			char *copy = xstrdup(optarg);
+			char *eq = strchr(copy, '=');
+			if (eq == NULL || eq == copy) {
+				free(copy);
+				lda_main_usage("-o needs name=value");
+			}
+			*eq = '\0';
+			/* trim blanks around the name, as main.cf does */
+			char *name = copy;
+			while (*name == ' ')
+				name++;
+			char *ne = eq;
+			while (ne > name && ne[-1] == ' ')
+				*--ne = '\0';
+			char *value = eq + 1;
+			while (*value == ' ')
+				value++;
+			ovr_copy[n_ovr] = copy;
+			ovr_name[n_ovr] = name;
+			ovr_value[n_ovr] = value;
+			n_ovr++;
+			break;
+		}
+		case 'V':
+			printf("postern-lda %s\n", POSTERN_VERSION);
+			return 0;
+		case 'h':
+			lda_main_usage("help");
+			break;
+		default: {
+			char why[64];
+			if (optopt != 0 && optopt >= 0x21 && optopt < 0x7f)
+				snprintf(why, sizeof(why), "bad option -%c", optopt);
+			else
+				snprintf(why, sizeof(why), "bad option");
+			lda_main_usage(why);
+		}
+		}
+	}
+	if (optind != argc)
+		lda_main_usage("unexpected argument");
+	if (o.maildir != NULL && o.mbox != NULL)
+		lda_main_usage("--maildir and --mbox exclude each other");
+
+	/* The caller switches to the recipient before running us (DESIGN.md):
+	 * as root we would write files root owns into users' mailboxes. */
+	if (getuid() == 0 || geteuid() == 0) {
+		lda_status_fail(&st, EX_TEMPFAIL, "4.3.5",
+			 "postern-lda refuses to run as root: run it as the recipient");
+		lda_main_exit(&st);
+	}
+	uid_t uid = getuid();
+
+	/* postern-lda's own -o settings first, the rest goes to main.cf */
+	bool cfg_wanted[LDA_MAX_OVERRIDES];
+	for (size_t i = 0; i < n_ovr; i++) {
+		int r = lda_main_own_param(&o, ovr_name[i], ovr_value[i], &st);
+		if (r < 0)
+			lda_main_exit(&st);
+		cfg_wanted[i] = r == 0;
+	}
+
+	/* main.cf: required with -c, or when it must tell where the mailbox is */
+	bool explicit_target = o.maildir != NULL || o.mbox != NULL;
+	const char *err = NULL;
+	char *confdir_copy = NULL;
+	struct stat cst;
+	if (o.confdir != NULL && stat(o.confdir, &cst) == 0 && S_ISREG(cst.st_mode)) {
+		/* dovecot-lda's -c names a file: accept ".../main.cf" as its
+		 * directory; another file (dovecot.conf) says nothing about
+		 * mailboxes, which is harmless only with an explicit target */
+		const char *slash = strrchr(o.confdir, '/');
+		const char *base = slash ? slash + 1 : o.confdir;
+		if (strcmp(base, "main.cf") == 0) {
+			confdir_copy = slash ? xmemdup(o.confdir, (size_t)(slash - o.confdir))
+					     : xstrdup(".");
+			if (confdir_copy[0] == '\0') {
+				free(confdir_copy);
+				confdir_copy = xstrdup("/");
+			}
+			o.confdir = confdir_copy;
+		} else if (explicit_target) {
+			log_warning("-c %s: not a Postern configuration directory, ignored", o.confdir);
+			o.confdir = NULL;
+		} else {
+			lda_status_fail(&st, EX_CONFIG, "4.3.5",
+					"-c %s: not a configuration directory (postern-lda reads DIR/main.cf)",
+					o.confdir);
+			lda_main_exit(&st);
+		}
+	}
+	const char *confdir = o.confdir ? o.confdir : LDA_DEFAULT_CONFDIR;
+	struct cfg *cfg = cfg_load(confdir, &err);
+	if (cfg == NULL) {
+		char *path = lda_path_join(confdir, "main.cf");
+		bool missing = stat(path, &cst) < 0 && errno == ENOENT;
+		free(path);
+		/* an explicit target needs nothing from the default main.cf */
+		if (o.confdir != NULL || (!missing && !explicit_target)) {
+			lda_status_fail(&st, EX_CONFIG, "4.3.5", "configuration error: %s", err);
+			lda_main_exit(&st);
+		}
+		/* no (usable) /etc/postern/main.cf: Postfix's defaults */
+		if (!missing)
+			log_warning("ignoring %s: %s", LDA_DEFAULT_CONFDIR "/main.cf", err);
+		cfg = cfg_parse_text(confdir, "main.cf", "", 0, &err);
+		if (cfg == NULL) {
+			lda_status_fail(&st, EX_CONFIG, "4.3.5", "configuration error: %s", err);
+			lda_main_exit(&st);
+		}
+	}
+	for (size_t i = 0; i < n_ovr; i++) {
+		if (!cfg_wanted[i])
+			continue;
+		if (!cfg_is_known(ovr_name[i]))
+			continue; /* warned about once the log is open */
+		if (cfg_override(cfg, ovr_name[i], ovr_value[i], &err) < 0) {
+			lda_status_fail(&st, EX_CONFIG, "4.3.5", "configuration error: %s", err);
+			lda_main_exit(&st);
+		}
+	}
+	if (cfg->maillog_file[0] != '\0' && log_open("lda", cfg->maillog_file, &err) < 0)
+		log_open("lda", NULL, &err);
+	for (size_t i = 0; i < n_ovr; i++)
+		if (cfg_wanted[i] && !cfg_is_known(ovr_name[i]))
+			log_warning("-o %s: unknown parameter, ignored", ovr_name[i]);
+
+	/* who and where */
+	if (o.sender != NULL && !lda_headers_addr_ok(o.sender)) {
+		lda_status_fail(&st, EX_USAGE, "5.1.7", "bad sender address");
+		lda_main_exit(&st);
+	}
+	if ((o.orig_rcpt != NULL && !lda_headers_addr_ok(o.orig_rcpt)) ||
+	    (o.final_rcpt != NULL && !lda_headers_addr_ok(o.final_rcpt))) {
+		lda_status_fail(&st, EX_USAGE, "5.1.3", "bad recipient address");
+		lda_main_exit(&st);
+	}
+	char *folder = NULL; /* on-disk (modified UTF-7) name; NULL = INBOX */
+	if (o.folder != NULL && !lda_path_folder_is_inbox(o.folder)) {
+		if (lda_path_folder_ok(o.folder))
+			folder = lda_path_folder_mutf7(o.folder);
+		if (folder == NULL) {
+			lda_status_fail(&st, EX_CANTCREAT, "5.2.0", "refusing folder name \"%s\"",
+					o.folder);
+			lda_main_exit(&st);
+		}
+	}
+	struct passwd *pw = NULL;
+	char *user = NULL;
+	if (o.user != NULL) {
+		if (!lda_path_name_ok(o.user)) {
+			lda_status_fail(&st, EX_NOUSER, "5.1.3", "refusing user name \"%s\"", o.user);
+			lda_main_exit(&st);
+		}
+		user = xstrdup(o.user);
+		if (!explicit_target) {
+			pw = getpwnam(o.user);
+			if (pw == NULL) {
+				lda_status_fail(&st, EX_NOUSER, "5.1.1", "unknown user %s", o.user);
+				lda_main_exit(&st);
+			}
+			if (pw->pw_uid != uid) {
+				lda_status_fail(&st, EX_TEMPFAIL, "4.3.5",
+					 "running as uid %lu, not as user %s (uid %lu)",
+					 (unsigned long)uid, o.user, (unsigned long)pw->pw_uid);
+				lda_main_exit(&st);
+			}
+		}
+	} else {
+		pw = getpwuid(uid);
+		if (pw != NULL)
+			user = xstrdup(pw->pw_name);
+		else if (!explicit_target) {
+			lda_status_fail(&st, EX_NOUSER, "5.1.1", "uid %lu has no passwd entry",
+				 (unsigned long)uid);
+			lda_main_exit(&st);
+		}
+	}
+	const char *explicit_path = o.maildir ? o.maildir : o.mbox;
+	if (explicit_path != NULL && !lda_path_target_ok(explicit_path)) {
+		lda_status_fail(&st, EX_CANTCREAT, "5.2.0", "refusing mailbox path \"%s\"",
+				explicit_path);
+		lda_main_exit(&st);
+	}
+	char *target = NULL;
+	bool is_maildir = false;
+	if (o.maildir != NULL) {
+		target = xstrdup(o.maildir);
+		is_maildir = true;
+	} else if (o.mbox != NULL) {
+		target = xstrdup(o.mbox);
+	} else if (cfg->home_mailbox[0] != '\0') {
+		if (!lda_path_relative_ok(cfg->home_mailbox)) {
+			lda_status_fail(&st, EX_CONFIG, "4.3.5", "bad home_mailbox \"%s\"", cfg->home_mailbox);
+			lda_main_exit(&st);
+		}
+		target = lda_path_join(pw->pw_dir, cfg->home_mailbox);
+		is_maildir = cfg->home_mailbox[strlen(cfg->home_mailbox) - 1] == '/';
+	} else {
+		const char *spool = cfg->mail_spool_directory;
+		if (spool[0] != '/') {
+			lda_status_fail(&st, EX_CONFIG, "4.3.5", "mail_spool_directory must be absolute");
+			lda_main_exit(&st);
+		}
+		target = lda_path_join(spool, user);
+		is_maildir = spool[strlen(spool) - 1] == '/'; /* as Postfix local(8) */
+	}
+
+	/* the message */
+	struct buf raw, msg;
+	buf_init(&raw, LDA_MESSAGE_MAX);
+	buf_init(&msg, LDA_MESSAGE_MAX + 4096);
+	if (lda_main_read(&o, &raw, &st) < 0)
+		lda_main_exit(&st);
+	struct lda_headers_env env = {
+		.sender = o.sender,
+		.orig_rcpt = o.orig_rcpt,
+		.final_rcpt = o.final_rcpt ? o.final_rcpt : o.orig_rcpt ? o.orig_rcpt : user,
+	};
+	struct lda_headers_info info;
+	if (lda_headers_prepare(buf_str(&raw), &env, &msg, &info, &st) < 0)
+		lda_main_exit(&st);
+	buf_free(&raw);
+	const char *from_sender = o.sender ? o.sender : info.from_sender;
+	char *bare_sender = from_sender ? lda_headers_bare_addr(from_sender) : NULL;
+	const char *shown_rcpt = env.final_rcpt ? env.final_rcpt : "";
+
+	int r;
+	if (is_maildir) {
+		int rootfd, boxfd;
+		r = lda_maildir_open(target, folder, uid, &rootfd, &boxfd, &st);
+		if (r == 0) {
+			bool quota_active = false;
+			r = lda_quota_check(rootfd, target, o.have_quota ? &o.quota : NULL, msg.len,
+					    o.quota_tempfail, &quota_active, &st);
+			char *name = NULL;
+			bool duplicate = false;
+			char *boxpath;
+			if (folder == NULL) {
+				boxpath = xstrdup(target);
+			} else {
+				char *dot = xasprintf(".%s", folder);
+				boxpath = lda_path_join(target, dot);
+				free(dot);
+			}
+			if (r == 0)
+				r = lda_maildir_deliver(boxfd, boxpath, buf_str(&msg), o.quota_tempfail,
+							o.delivery_id, &name, &duplicate, &st);
+			if (r == 0 && quota_active && !duplicate)
+				lda_quota_add(rootfd, msg.len);
+			if (r == 0 && duplicate)
+				log_info("to=<%s>, relay=local, status=sent (already delivered to maildir %s/new/%s)",
+					 shown_rcpt, boxpath, name);
+			else if (r == 0)
+				log_info("to=<%s>, relay=local, status=sent (delivered to maildir %s/new/%s)",
+					 shown_rcpt, boxpath, name);
+			free(name);
+			free(boxpath);
+			close(rootfd);
+			close(boxfd);
+		}
+	} else {
+		r = lda_mbox_deliver(target, buf_str(&msg), bare_sender, uid, o.lock_timeout,
+				     o.quota_tempfail, &st);
+		if (r == 0)
+			log_info("to=<%s>, relay=local, status=sent (delivered to mailbox %s)",
+				 shown_rcpt, target);
+	}
+	free(bare_sender);
+	lda_headers_info_free(&info);
+	buf_free(&msg);
+	free(target);
+	free(folder);
+	free(user);
+	free(confdir_copy);
+	cfg_free(&cfg);
+	for (size_t i = 0; i < n_ovr; i++)
+		free(ovr_copy[i]);
+	lda_main_exit(&st);
+}
