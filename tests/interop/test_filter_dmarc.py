@@ -1,0 +1,364 @@
+"""postern-dmarc behind a real Postfix, after postern-spf and postern-dkim.
+
+Listeners of one Postfix instance (tests/pylib/postfix.py):
+  SIGN    postern-dkim signing for d.test (mail is delivered to s@r.test,
+          and the test re-sends the signed copy through CHECK or STRICT)
+  CHECK   smtpd_milters = postern-spf, postern-dkim (verify), postern-dmarc
+          (report only)
+  STRICT  the same with postern-dmarc RejectFailures, QuarantineFailures,
+          BadFromAction reject
+  SELF    postern-dmarc alone, SPFSelfValidate yes, RejectFailures yes
+The three filters share AuthservID postern.test; postern-dmarc reads the
+results the two before it added (Postfix shows each milter the edits of
+the earlier ones). Clients are claimed with XCLIENT.
+"""
+import base64
+import email
+import email.policy
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from pylib.dnsmasq import Dnsmasq, silent_udp_port  # noqa: E402
+from pylib.postfix import Listener, Postfix, milter_ready  # noqa: E402
+from pylib.util import BIN, free_port, stop, wait_for  # noqa: E402
+
+# A private Postfix and UserID postern need root (as CI runs the tests).
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+RCPT, SIGNED = "a@r.test", "s@r.test"
+SIGN, CHECK, STRICT, SELF = 0, 1, 2, 3
+GOOD_IP, BAD_IP = "192.0.2.10", "203.0.113.5"
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+def pubkey_b64(keyfile):
+    der = subprocess.run(["openssl", "pkey", "-in", keyfile, "-pubout", "-outform", "DER"],
+                         check=True, capture_output=True).stdout
+    return base64.b64encode(der).decode()
+
+
+class Env:
+    pass
+
+
+def start(env, prog, name, conf):
+    port = free_port()
+    path = write(os.path.join(env.w, name + ".conf"),
+                 "Socket inet:%d@127.0.0.1\nUserID postern\nAuthservID postern.test\n"
+                 "Nameservers %s\nDNSTimeout 2\nInternalHosts 192.0.2.250\nLogFile %s\n%s" % (
+                     port, env.dns.spec, os.path.join(env.w, name + ".log"), conf))
+    p = subprocess.Popen([os.path.join(BIN, prog), "-c", path], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    env.procs.append(p)
+    milter_ready(port, p)
+    return "inet:127.0.0.1:%d" % port
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = Env()
+    e.w = tempfile.mkdtemp(prefix="filter-dmarc-")
+    os.chmod(e.w, 0o755)
+    e.procs, e.pf, e.dns, e.silent = [], None, None, None
+    try:
+        key = os.path.join(e.w, "sel.pem")
+        subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
+                        "rsa_keygen_bits:2048", "-out", key], check=True, capture_output=True)
+        os.chmod(key, 0o600)
+        spf = "v=spf1 ip4:192.0.2.0/24 -all"
+        txt = {
+            "d.test": [spf], "q.test": [spf], "n.test": [spf], "pct0.test": [spf],
+            "badrec.test": [spf], "two.test": [spf], "t.temp.test": [spf],
+            "_dmarc.d.test": ["v=DMARC1; p=reject; rua=mailto:agg@d.test"],
+            "_dmarc.q.test": ["v=DMARC1; p=quarantine"],
+            "_dmarc.n.test": ["v=DMARC1; p=none"],
+            "_dmarc.pct0.test": ["v=DMARC1; p=reject; pct=0"],
+            "_dmarc.badrec.test": ["v=DMARC1; p=bogus"],
+            "_dmarc.two.test": ["v=DMARC1; p=reject", "v=DMARC1; p=none"],
+            "_dmarc.strict.test": ["v=DMARC1; p=reject; aspf=s"],
+            "strict.test": [spf], "sub.strict.test": [spf],
+            "sel._domainkey.d.test": ["v=DKIM1; k=rsa; p=" + pubkey_b64(key)],
+        }
+        e.silent, sport = silent_udp_port()
+        e.dns = Dnsmasq(os.path.join(e.w, "dns"), txt=txt,
+                        extra=["--server=/temp.test/127.0.0.1#%d" % sport]).start()
+        e.history = os.path.join(e.w, "history")
+        signer = start(e, "postern-dkim", "sign", "Mode s\nDomain d.test\nSelector sel\n"
+                       "KeyFile %s\nInternalHosts 127.0.0.0/8\n" % key)
+        spfm = start(e, "postern-spf", "spf", "")
+        dkimv = start(e, "postern-dkim", "dkimv", "Mode v\n")
+        report = start(e, "postern-dmarc", "dmarc", "HistoryFile %s\n" % e.history)
+        e.report_port = int(report.rsplit(":", 1)[1])
+        strict = start(e, "postern-dmarc", "dmarc-strict", "RejectFailures yes\n"
+                       "QuarantineFailures yes\nBadFromAction reject\n"
+                       "TempErrorAction tempfail\n")
+        selfv = start(e, "postern-dmarc", "dmarc-self", "SPFSelfValidate yes\n"
+                      "RejectFailures yes\n")
+        e.pf = Postfix(os.path.join(e.w, "postfix"), mailboxes=[RCPT, SIGNED], listeners=[
+            Listener(milters=signer, myhostname="sign.test"),
+            Listener(milters=", ".join([spfm, dkimv, report]), myhostname="check.test"),
+            Listener(milters=", ".join([spfm, dkimv, strict]), myhostname="strict.test"),
+            Listener(milters=selfv, myhostname="self.test"),
+        ])
+        e.pf.start()
+        yield e
+    finally:
+        if e.pf is not None:
+            e.pf.stop()
+        for p in e.procs:
+            stop(p, sig=9)
+            p.stderr.close()
+        if e.dns is not None:
+            e.dns.stop()
+        if e.silent is not None:
+            e.silent.close()
+        shutil.rmtree(e.w, ignore_errors=True)
+
+
+def make(frm="From: <alice@d.test>\r\n", extra=""):
+    token = "dm-" + uuid.uuid4().hex
+    return token, ("%sTo: <a@r.test>\r\nSubject: %s\r\nDate: Mon, 23 Nov 2026 18:00:00 +0000\r\n"
+                   "Message-ID: <%s@d.test>\r\n%s\r\nHello.\r\n" % (frm, token, token, extra))
+
+
+def wait_msg(env, rcpt, token):
+    def found():
+        for m in env.pf.messages(rcpt):
+            msg = email.message_from_bytes(m, policy=email.policy.compat32)
+            if token in (msg["Subject"], msg["X-Test-Id"]):
+                return msg
+        return None
+    try:
+        return wait_for(found, timeout=20, what="delivery of " + token)
+    except TimeoutError:
+        raise TimeoutError(env.pf.log()[-3000:])
+
+
+def send(env, listener, raw, token, sender="alice@d.test", client=GOOD_IP):
+    code, text = env.pf.send(env.pf.port(listener), sender, [RCPT], raw, xclient_addr=client)
+    if code != 250:
+        return code, text, None
+    return code, text, wait_msg(env, RCPT, token)
+
+
+def signed(env, frm="From: <alice@d.test>\r\n"):
+    """A message signed by postern-dkim for d.test, plus an unsigned
+    X-Test-Id to find the re-sent copy."""
+    token, raw = make(frm)
+    code, text = env.pf.send(env.pf.port(SIGN), "alice@d.test", [SIGNED], raw)
+    assert code == 250, text
+    msg = wait_msg(env, SIGNED, token)
+    t2 = "rs-" + uuid.uuid4().hex
+    sig = msg["DKIM-Signature"].replace("\r\n", "\n").replace("\n", "\r\n")
+    return t2, "X-Test-Id: %s\r\nDKIM-Signature: %s\r\n%s" % (t2, sig, raw)
+
+
+def results(msg):
+    """{method: result} from the postern.test A-R fields."""
+    out = {}
+    for v in msg.get_all("Authentication-Results") or []:
+        v = re.sub(r"\s+", " ", v)
+        if not v.strip().startswith("postern.test;"):
+            continue
+        for m in re.finditer(r"(spf|dkim|dmarc)=(\w+)", v):
+            out.setdefault(m.group(1), m.group(2))
+    return out
+
+
+def dmarc_ar(msg):
+    for v in msg.get_all("Authentication-Results") or []:
+        v = re.sub(r"\s+", " ", v)
+        if "dmarc=" in v and v.strip().startswith("postern.test;"):
+            return v
+    return None
+
+
+def test_spf_aligned_pass(env):
+    token, raw = make()
+    code, text, msg = send(env, CHECK, raw, token)
+    assert results(msg) == {"spf": "pass", "dkim": "none", "dmarc": "pass"}, \
+        msg.get_all("Authentication-Results")
+    assert "header.from=d.test" in dmarc_ar(msg)
+
+
+def test_unaligned_fails_reject_policy(env):
+    token, raw = make()
+    code, text, msg = send(env, CHECK, raw, token, sender="bob@other.test")
+    assert results(msg)["dmarc"] == "fail"
+    assert "p=reject" in dmarc_ar(msg) and "dis=reject" in dmarc_ar(msg)
+    token, raw = make()
+    code, text, msg = send(env, STRICT, raw, token, sender="bob@other.test")
+    assert code == 550 and "5.7.1 rejected by DMARC policy for d.test" in text, (code, text)
+
+
+def test_dkim_aligned_pass_from_elsewhere(env):
+    token, raw = signed(env)
+    code, text, msg = send(env, STRICT, raw, token, sender="bob@other.test", client=BAD_IP)
+    assert code == 250, text
+    r = results(msg)
+    assert r["dkim"] == "pass" and r["dmarc"] == "pass", msg.get_all("Authentication-Results")
+
+
+def test_spf_fail_but_dkim_pass(env):
+    token, raw = signed(env)
+    code, text, msg = send(env, CHECK, raw, token, sender="alice@d.test", client=BAD_IP)
+    assert results(msg) == {"spf": "fail", "dkim": "pass", "dmarc": "pass"}
+
+
+def test_relaxed_alignment_through_org_domain(env):
+    token, raw = make("From: <alice@sub.d.test>\r\n")
+    code, text, msg = send(env, STRICT, raw, token, sender="alice@d.test")
+    assert code == 250, text
+    assert results(msg)["dmarc"] == "pass"
+    assert "header.from=sub.d.test" in dmarc_ar(msg)
+
+
+def test_strict_spf_alignment(env):
+    token, raw = make("From: <alice@sub.strict.test>\r\n")
+    code, text, msg = send(env, STRICT, raw, token, sender="alice@strict.test")
+    assert code == 550, (code, text)
+
+
+def test_forged_results_not_trusted(env):
+    forged = ("Authentication-Results: postern.test; dkim=pass header.d=d.test header.s=sel\r\n"
+              "Authentication-Results: evil.test; spf=pass smtp.mailfrom=alice@d.test\r\n"
+              "Authentication-Results: postern.test; dmarc=pass header.from=d.test\r\n")
+    token, raw = make(extra=forged)
+    code, text, msg = send(env, CHECK, raw, token, sender="bob@other.test")
+    assert results(msg) == {"spf": "none", "dkim": "none", "dmarc": "fail"}, \
+        msg.get_all("Authentication-Results")
+    ours = [v for v in msg.get_all("Authentication-Results") if "postern.test" in v]
+    assert len(ours) == 3  # one each from spf, dkim, dmarc; the forged ones are gone
+    token, raw = make(extra=forged)
+    code, text, msg = send(env, STRICT, raw, token, sender="bob@other.test")
+    assert code == 550
+
+
+def test_quarantine_policy_holds(env):
+    token, raw = make("From: <q@q.test>\r\n")
+    code, text, msg = send(env, CHECK, raw, token, sender="bob@other.test")
+    assert results(msg)["dmarc"] == "fail" and "dis=quarantine" in dmarc_ar(msg)
+    token, raw = make("From: <q@q.test>\r\n")
+    code, text = env.pf.send(env.pf.port(STRICT), "bob@other.test", [RCPT], raw,
+                             xclient_addr=GOOD_IP)
+    assert code == 250
+    hold = os.path.join(env.pf.queue, "hold")
+    wait_for(lambda: os.path.isdir(hold) and os.listdir(hold), timeout=20, what="held message")
+    assert "milter triggers HOLD action" in env.pf.log()
+
+
+@pytest.mark.parametrize("frm,want", [
+    ("From: <n@n.test>\r\n", ("fail", "dis=none")),          # p=none: report only
+    ("From: <x@nothing.test>\r\n", ("none", None)),          # no record at all
+    ("From: <x@badrec.test>\r\n", ("none", "invalid")),      # p=bogus
+    ("From: <x@two.test>\r\n", ("none", None)),              # two records
+    ("From: <x@t.temp.test>\r\n", ("temperror", None)),      # DNS timeout
+    ("From: <a@d.test>\r\nFrom: <b@d.test>\r\n", ("permerror", "several From fields")),
+    ("From: a@d.test, b@e.test\r\n", ("permerror", "several From addresses")),
+    ("From: undisclosed:;\r\n", ("permerror", "no usable From address")),
+    ("From: <a@d..test>\r\n", ("permerror", "no usable From address")),
+    ("From: J\u00f6rg <j@b\u00fccher.test>\r\n", ("none", "internationalised")),
+])
+def test_policies_and_bad_from(env, frm, want):
+    token, raw = make(frm)
+    code, text, msg = send(env, CHECK, raw, token, sender="bob@other.test")
+    assert code == 250, text
+    assert results(msg)["dmarc"] == want[0], dmarc_ar(msg)
+    if want[1]:
+        assert want[1] in dmarc_ar(msg)
+
+
+@pytest.mark.parametrize("frm,code,status", [
+    ("From: <a@d.test>\r\nFrom: <b@d.test>\r\n", 550, "5.7.1"),
+    ("From: <x@t.temp.test>\r\n", 451, "4.7.5"),
+    ("From: <x@pct0.test>\r\n", 250, None),  # pct=0: never rejected
+])
+def test_strict_actions(env, frm, code, status):
+    token, raw = make(frm)
+    c, text = env.pf.send(env.pf.port(STRICT), "bob@other.test", [RCPT], raw,
+                          xclient_addr=GOOD_IP)
+    assert c == code, (c, text)
+    if status:
+        assert text.startswith(status)
+
+
+def test_many_authentication_results(env):
+    # 300 untrusted fields and 100 trusted-looking ones with junk: bounded,
+    # and the real results still decide
+    junk = "".join("Authentication-Results: evil%d.test; spf=pass smtp.mailfrom=a@d.test; "
+                   "dkim=pass header.d=d.test\r\n" % i for i in range(300))
+    junk += "".join("Authentication-Results: postern.test; spf=%s smtp.mailfrom=\"x\r\n\t(y\r\n"
+                    % ("pass" * 50) for _ in range(100))
+    token, raw = make(extra=junk)
+    code, text, msg = send(env, CHECK, raw, token, sender="bob@other.test")
+    assert code == 250, text
+    assert results(msg)["dmarc"] == "fail"
+    token, raw = make(extra=junk)
+    code, text, msg = send(env, CHECK, raw, token, sender="alice@d.test")
+    assert results(msg)["dmarc"] == "pass"
+
+
+def test_spf_self_validate(env):
+    token, raw = make()
+    code, text, msg = send(env, SELF, raw, token, sender="alice@d.test")
+    assert code == 250, text
+    assert results(msg) == {"dmarc": "pass"}  # SPF computed, not reported
+    token, raw = make()
+    code, text, msg = send(env, SELF, raw, token, sender="alice@d.test", client=BAD_IP)
+    assert code == 550, (code, text)
+    # a trusted result, when present, is used instead of our own check
+    token, raw = make(extra="Authentication-Results: postern.test; spf=pass "
+                            "smtp.mailfrom=alice@d.test\r\n")
+    code, text, msg = send(env, SELF, raw, token, sender="alice@d.test", client=BAD_IP)
+    assert code == 250, (code, text)
+
+
+def test_internal_client_not_evaluated(env):
+    token, raw = make()
+    code, text, msg = send(env, CHECK, raw, token, sender="bob@other.test", client="192.0.2.250")
+    assert "dmarc" not in results(msg)
+
+
+def test_history_records(env):
+    token, raw = make()
+    send(env, CHECK, raw, token, sender="bob@other.test")
+    with open(env.history) as f:
+        lines = f.read().splitlines()
+    assert any("from=d.test result=fail policy=reject disposition=reject" in line
+               for line in lines), lines[-5:]
+
+
+def test_config_test(env, tmp_path):
+    pd = os.path.join(BIN, "postern-dmarc")
+    r = subprocess.run([pd, "-V"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("postern-dmarc ")
+    for text, ok in (("RejectFailures yes\n", True), ("BadFromAction maybe\n", False),
+                     ("PublicSuffixList /nonexistent\n", False), ("Foo 1\n", False)):
+        p = write(str(tmp_path / "c.conf"), "Socket inet:1@127.0.0.1\nUserID postern\n"
+                  "Nameservers 127.0.0.1\n" + text)
+        r = subprocess.run([pd, "-t", "-c", p], capture_output=True, text=True)
+        assert (r.returncode == 0) == ok, (text, r.stderr)
+    assert all(p.poll() is None for p in env.procs)
+
+
+def test_miltertest(env):
+    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "miltertest")
+    r = subprocess.run(["miltertest", "-s", os.path.join(d, "dmarc.lua")], capture_output=True,
+                       text=True, timeout=60,
+                       env=dict(os.environ, MILTER_SOCKET="inet:%d@127.0.0.1" % env.report_port,
+                                MILTERTEST_DIR=d))
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+    assert all(p.poll() is None for p in env.procs)

@@ -1,0 +1,311 @@
+"""postern-spf behind a real Postfix, SPF records served by dnsmasq.
+
+The SMTP client claims outside addresses with XCLIENT (libspf2 passes
+127.0.0.1 without looking, and 127.0.0.0/8 is InternalHosts anyway). Each
+case sends one message and reads the Received-SPF and Authentication-Results
+fields of the delivered copy, or the SMTP reply when the filter refuses.
+
+Listeners of the one Postfix instance:
+  TAG     postern-spf that only adds headers
+  STRICT  postern-spf with RejectFail yes, TempErrorAction tempfail,
+          PermErrorAction reject
+"""
+import email
+import email.policy
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from pylib.dnsmasq import Dnsmasq, silent_udp_port  # noqa: E402
+from pylib.postfix import Listener, Postfix, milter_ready  # noqa: E402
+from pylib.util import BIN, free_port, stop, wait_for  # noqa: E402
+
+# A private Postfix and UserID postern need root (as CI runs the tests).
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+
+PS = os.path.join(BIN, "postern-spf")
+RCPT = "a@r.test"
+TAG, STRICT = 0, 1
+CLIENT = "192.0.2.10"
+
+HOSTS = {"h%d.test" % i: ["198.51.100.%d" % i] for i in range(1, 13)}
+HOSTS["mx1.mx.test"] = ["192.0.2.10"]
+TXT = {
+    "pass.test": ["v=spf1 ip4:192.0.2.0/24 -all"],
+    "fail.test": ["v=spf1 ip4:198.51.100.0/24 -all"],
+    "soft.test": ["v=spf1 ~all"],
+    "neutral.test": ["v=spf1 ?all"],
+    "other.test": ["not an spf record", "google-site-verification=x"],
+    "perm.test": ["v=spf1 ip4:192.0.2.0/24 foo:bar -all"],
+    "two.test": ["v=spf1 -all", "v=spf1 +all"],
+    "loop.test": ["v=spf1 include:loop.test -all"],
+    "temp-inc.test": ["v=spf1 include:t.temp.test -all"],
+    "many.test": ["v=spf1 include:inc1.test include:inc2.test -all"],
+    "inc1.test": ["v=spf1 " + " ".join("a:h%d.test" % i for i in range(1, 6)) + " ?all"],
+    "inc2.test": ["v=spf1 " + " ".join("a:h%d.test" % i for i in range(6, 11)) + " ?all"],
+    "nine.test": ["v=spf1 " + " ".join("a:h%d.test" % i for i in range(1, 10)) +
+                  " ip4:192.0.2.0/24 -all"],
+    "void.test": ["v=spf1 a:nx1.test a:nx2.test a:nx3.test ip4:192.0.2.0/24 -all"],
+    "void2.test": ["v=spf1 a:nx1.test a:nx2.test ip4:192.0.2.0/24 -all"],
+    "zero.test": ["v=spf1 ip4:0.0.0.0/0 -all"],
+    "mod.test": ["v=spf1 x-custom.mod=foo ip4:192.0.2.0/24 -all"],
+    "dupredir.test": ["v=spf1 redirect=pass.test redirect=fail.test"],
+    "badmacro.test": ["v=spf1 exists:%{z}.test -all"],
+    "nodot.test": ["v=spf1 a:localhost -all"],
+    "numtop.test": ["v=spf1 a:h1.123 ip4:192.0.2.0/24 -all"],
+    "macro.test": ["v=spf1 exists:%{l99999999r+-.}.%{d4}.%{i}.%{v}.%{h}.x.test"
+                   " ip4:192.0.2.0/24 -all"],
+    "macro2.test": ["v=spf1 exists:%{o0}.x.test -all"],
+    "redir.test": ["v=spf1 redirect=pass.test"],
+    "mx.test": ["v=spf1 mx -all"],
+    "long.test": [tuple(["v=spf1 "] + ["ip4:203.0.113.%d " % i for i in range(1, 30)] +
+                        ["ip4:192.0.2.0/24 -all"])],
+    "six.test": ["v=spf1 ip6:2001:db8::/32 -all"],
+}
+
+
+def write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
+    return path
+
+
+class Env:
+    pass
+
+
+@pytest.fixture(scope="module")
+def env():
+    e = Env()
+    e.w = tempfile.mkdtemp(prefix="filter-spf-")
+    os.chmod(e.w, 0o755)
+    e.procs, e.pf, e.dns, e.silent = [], None, None, None
+    try:
+        e.silent, sport = silent_udp_port()
+        # t.temp.test is forwarded to a server that never answers
+        e.dns = Dnsmasq(os.path.join(e.w, "dns"), txt=TXT, hosts=HOSTS,
+                        mx=[("mx.test", "mx1.mx.test", 10)],
+                        extra=["--server=/temp.test/127.0.0.1#%d" % sport]).start()
+        ports = []
+        for name, extra in (("tag", ""),
+                            ("strict", "RejectFail yes\nTempErrorAction tempfail\n"
+                                       "PermErrorAction reject\n")):
+            port = free_port()
+            conf = write(os.path.join(e.w, name + ".conf"),
+                         "Socket inet:%d@127.0.0.1\nUserID postern\nAuthservID postern.test\n"
+                         "Nameservers %s\nDNSTimeout 2\nLogFile %s\n%s" % (
+                             port, e.dns.spec, os.path.join(e.w, name + ".log"), extra))
+            p = subprocess.Popen([PS, "-c", conf], stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.PIPE)
+            e.procs.append(p)
+            milter_ready(port, p)
+            ports.append(port)
+        e.tag_port = ports[0]
+        e.pf = Postfix(os.path.join(e.w, "postfix"), mailboxes=[RCPT], listeners=[
+            Listener(milters="inet:127.0.0.1:%d" % ports[0], myhostname="tag.test"),
+            Listener(milters="inet:127.0.0.1:%d" % ports[1], myhostname="strict.test"),
+        ], main={"smtputf8_enable": "yes", "inet_protocols": "all"})
+        e.pf.start()
+        yield e
+    finally:
+        if e.pf is not None:
+            e.pf.stop()
+        for p in e.procs:
+            stop(p, sig=9)
+            p.stderr.close()
+        if e.dns is not None:
+            e.dns.stop()
+        if e.silent is not None:
+            e.silent.close()
+        shutil.rmtree(e.w, ignore_errors=True)
+
+
+def send(env, listener, sender, client=CLIENT, helo="client.test", extra=""):
+    token = "spf-" + uuid.uuid4().hex
+    raw = ("From: <x@pass.test>\r\nTo: <a@r.test>\r\nSubject: %s\r\n%s\r\nbody\r\n" % (
+        token, extra))
+    code, text = env.pf.send(env.pf.port(listener), sender, [RCPT], raw,
+                             xclient_addr=client, helo=helo)
+    if code != 250:
+        return code, text, None
+
+    def found():
+        for m in env.pf.messages(RCPT):
+            msg = email.message_from_bytes(m, policy=email.policy.compat32)
+            if msg["Subject"] == token:
+                return msg
+        return None
+    try:
+        return code, text, wait_for(found, timeout=20, what="delivery")
+    except TimeoutError:
+        raise TimeoutError(env.pf.log()[-3000:])
+
+
+def spf_of(msg):
+    """(Received-SPF result, {identity: result} from our A-R)."""
+    rs = msg["Received-SPF"]
+    ar = [re.sub(r"\s+", " ", v) for v in msg.get_all("Authentication-Results") or []
+          if v.strip().startswith("postern.test;")]
+    assert len(ar) == 1, ar
+    res = {}
+    for m in re.finditer(r"spf=(\w+) smtp\.(mailfrom|helo)=", ar[0]):
+        res[m.group(2)] = m.group(1)
+    return (rs.split()[0] if rs else None), res
+
+
+@pytest.mark.parametrize("sender,want", [
+    ("a@pass.test", "pass"),
+    ("a@fail.test", "fail"),
+    ("a@soft.test", "softfail"),
+    ("a@neutral.test", "neutral"),
+    ("a@other.test", "none"),
+    ("a@nothing.test", "none"),        # NXDOMAIN
+    ("a@perm.test", "permerror"),      # unknown mechanism
+    ("a@two.test", "permerror"),       # two SPF records (§4.5)
+    ("a@loop.test", "permerror"),      # include of itself
+    ("a@t.temp.test", "temperror"),    # DNS timeout on the record
+    ("a@temp-inc.test", "temperror"),  # DNS timeout inside include:
+    ("a@many.test", "permerror"),      # 12 lookups over two includes (libspf2 alone: fail)
+    ("a@nine.test", "pass"),           # 9 lookups: within the limit
+    ("a@void.test", "permerror"),      # 3 void lookups (libspf2 alone: pass)
+    ("a@void2.test", "pass"),          # 2 void lookups: allowed
+    ("a@zero.test", "pass"),           # ip4:0.0.0.0/0 (libspf2 alone: refused)
+    ("a@mod.test", "pass"),            # modifier name with '.' and '-' (libspf2 alone: refused)
+    ("a@dupredir.test", "permerror"),  # duplicate redirect= (libspf2 alone: accepted)
+    ("a@badmacro.test", "permerror"),  # bad macro letter
+    ("a@nodot.test", "permerror"),     # domain-spec without a dot
+    ("a@numtop.test", "permerror"),    # numeric top label
+    ("a@macro.test", "pass"),          # huge digit transformer, every macro letter
+    ("a@macro2.test", "permerror"),    # digit transformer 0
+    ("a@redir.test", "pass"),
+    ("a@mx.test", "pass"),
+    ("a@long.test", "pass"),           # one record in several TXT strings
+    ("a@six.test", "fail"),
+    ("postmaster", "none"),            # no domain: checked as the HELO, which has none
+])
+def test_mailfrom_results(env, sender, want):
+    code, text, msg = send(env, TAG, sender)
+    assert code == 250, (code, text)
+    rs, ar = spf_of(msg)
+    assert (rs, ar.get("mailfrom")) == (want, want), msg["Received-SPF"]
+    assert "client-ip=%s;" % CLIENT in msg["Received-SPF"]
+    assert "identity=mailfrom;" in msg["Received-SPF"]
+
+
+def test_log_lines(env):
+    code, text, msg = send(env, TAG, "a@fail.test")
+    with open(os.path.join(env.w, "tag.log")) as f:
+        log = f.read()
+    assert re.search(r"^\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ postern/spf\[\d+\]: SPF fail: "
+                     r"client=192\.0\.2\.10, mailfrom=<a@fail\.test>, domain=fail\.test \(",
+                     log, re.M), log[-600:]
+    # peer bytes reach the log escaped
+    send(env, TAG, "x\u00e9y@none.test")
+    with open(os.path.join(env.w, "tag.log")) as f:
+        assert "mailfrom=<x\\303\\251y@none.test>" in f.read()
+
+
+def test_null_sender_checks_helo(env):
+    code, text, msg = send(env, TAG, "", helo="pass.test")
+    rs, ar = spf_of(msg)
+    assert rs == "pass" and ar == {"helo": "pass"}
+    assert "identity=helo;" in msg["Received-SPF"]
+    code, text, msg = send(env, TAG, "", helo="fail.test")
+    assert spf_of(msg)[1] == {"helo": "fail"}
+
+
+def test_helo_also_reported(env):
+    code, text, msg = send(env, TAG, "a@pass.test", helo="fail.test")
+    assert spf_of(msg)[1] == {"mailfrom": "pass", "helo": "fail"}
+
+
+def test_address_literal_helo_is_none(env):
+    code, text, msg = send(env, TAG, "", helo="[192.0.2.10]")
+    assert spf_of(msg)[1] == {"helo": "none"}
+
+
+def test_ipv4_mapped_client_checked_as_ipv4(env):
+    code, text, msg = send(env, TAG, "a@pass.test", client="IPV6:::ffff:192.0.2.10")
+    assert code == 250, text
+    assert spf_of(msg)[1]["mailfrom"] == "pass", msg["Received-SPF"]
+
+
+def test_ipv6_client(env):
+    code, text, msg = send(env, TAG, "a@six.test", client="IPV6:2001:db8::25")
+    assert code == 250, (code, text)
+    assert spf_of(msg)[1]["mailfrom"] == "pass"
+
+
+def test_internal_client_not_checked(env):
+    code, text, msg = send(env, TAG, "a@fail.test", client=None)
+    assert msg["Received-SPF"] is None
+    assert not [v for v in msg.get_all("Authentication-Results") or []
+                if v.strip().startswith("postern.test")]
+
+
+def test_smtputf8_sender(env):
+    code, text, msg = send(env, TAG, "j\u00f6rg@b\u00fccher.test")
+    assert code == 250, text
+    assert spf_of(msg)[1]["mailfrom"] == "none"
+    assert "client-ip=" in msg["Received-SPF"]
+
+
+def test_hostile_sender_is_quoted(env):
+    code, text, msg = send(env, TAG, '"a;b=c\\"x"@pass.test')
+    assert code == 250, text
+    rs, ar = spf_of(msg)
+    assert ar["mailfrom"] == "pass"
+    v = re.sub(r"\s+", " ", msg["Received-SPF"])
+    assert 'envelope-from="\\"a;b=c\\\\\\"x\\"@pass.test";' in v, v
+
+
+def test_forged_authentication_results_removed(env):
+    code, text, msg = send(env, TAG, "a@fail.test",
+                           extra="Authentication-Results: postern.test; spf=pass "
+                                 "smtp.mailfrom=a@fail.test\r\n")
+    assert spf_of(msg)[1] == {"mailfrom": "fail", "helo": "none"}
+
+
+@pytest.mark.parametrize("sender,code,status", [
+    ("a@fail.test", 550, "5.7.23"),
+    ("a@t.temp.test", 451, "4.7.24"),
+    ("a@perm.test", 550, "5.7.24"),
+])
+def test_strict_refusals(env, sender, code, status):
+    c, text, msg = send(env, STRICT, sender)
+    assert c == code and text.startswith(status), (c, text)
+
+
+@pytest.mark.parametrize("sender", ["a@pass.test", "a@soft.test", "a@neutral.test"])
+def test_strict_accepts(env, sender):
+    c, text, msg = send(env, STRICT, sender)
+    assert c == 250
+
+
+def test_config_test(env, tmp_path):
+    r = subprocess.run([PS, "-V"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith("postern-spf ")
+    for text, ok in (("TempErrorAction tempfail\n", True), ("TempErrorAction maybe\n", False),
+                     ("RejectFail perhaps\n", False), ("Unknown 1\n", False)):
+        p = write(str(tmp_path / "c.conf"), "Socket inet:1@127.0.0.1\nUserID postern\n"
+                  "Nameservers 127.0.0.1\n" + text)
+        r = subprocess.run([PS, "-t", "-c", p], capture_output=True, text=True)
+        assert (r.returncode == 0) == ok, (text, r.stderr)
+    assert all(p.poll() is None for p in env.procs)
+
+
+def test_miltertest(env):
+    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "miltertest")
+    r = subprocess.run(["miltertest", "-s", os.path.join(d, "spf.lua")], capture_output=True,
+                       text=True, timeout=60,
+                       env=dict(os.environ, MILTER_SOCKET="inet:%d@127.0.0.1" % env.tag_port,
+                                MILTERTEST_DIR=d))
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+    assert all(p.poll() is None for p in env.procs)
