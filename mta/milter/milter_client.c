@@ -1,0 +1,494 @@
+/*
+ * milter_client.c - one milter connection on libevent (milter_client.h).
+ *
+ * Purpose: carry requests to one milter and bring back checked replies.
+ * Owns: the socket (bufferevent), the timer, the current result.
+ * Never: blocks; logs; reads a packet whose length was not checked first;
+ *        calls back from inside a call made by its owner.
+ * Limits: reply packets 1..MILTER_REPLY_MAX_DEFAULT bytes; replacement body
+ *         <= max_body; 100000 edits per message; connect, command and
+ *         content timeouts of the endpoint.
+ * Tests: tests/interop/test_milter_replies.py, test_milter_faults.py.
+ */
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+
+#include "mta/milter/milter_client.h"
+#include "lib/common.h"
+
+enum milter_client_state {
+	MILTER_CS_IDLE,    /* nothing asked */
+	MILTER_CS_CONNECT, /* connecting */
+	MILTER_CS_WAIT,    /* waiting for the reply to stage */
+	MILTER_CS_DEFER,   /* result ready, callback scheduled */
+	MILTER_CS_FAILED,  /* connection closed after a failure */
+};
+
+struct milter_client {
+	struct event_base *base;       /* not owned */
+	struct milter_endpoint ep;     /* copy; name owned */
+	struct bufferevent *bev;       /* owned connection, NULL once closed */
+	struct event *timer;           /* stage timeout */
+	struct event *defer;           /* delivers results outside the caller's stack */
+	enum milter_client_state state; /* see enum */
+	enum milter_stage stage;       /* the request being served */
+	bool pending;                  /* a request awaits its callback */
+	struct milter_neg neg;         /* negotiated options */
+	uint32_t offered_actions;      /* the action word OPTNEG offered */
+	uint32_t offered_protocol;     /* and the protocol word */
+	char *fault;                   /* first failure, owned; NULL when healthy */
+	size_t max_body;               /* replacement body limit */
+	bool fault_config;             /* the fault was a bad reply text or edit */
+	/* the result being assembled */
+	enum milter_reply_type type;   /* final reply */
+	struct buf text;               /* normalised 'y' text */
+	char *quarantine;              /* owned 'q' reason */
+	struct milter_mod *mods;       /* owned edits */
+	size_t n_mods;                 /* entries in mods */
+	milter_client_fn *cb;          /* the owner's callback */
+	void *ctx;                     /* its argument */
+};
+
+void milter_mods_free(struct milter_mod **mods, size_t n)
+{
+	if (*mods == NULL)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		free((*mods)[i].name);
+		free((*mods)[i].value);
+		free((*mods)[i].addr);
+		free((*mods)[i].args);
+		buf_free(&(*mods)[i].body);
+	}
+	free(*mods);
+	*mods = NULL;
+}
+
+static void milter_client_reset_result(struct milter_client *c)
+{
+	c->type = MILTER_R_CONTINUE;
+	buf_reset(&c->text);
+	free(c->quarantine);
+	c->quarantine = NULL;
+	milter_mods_free(&c->mods, c->n_mods);
+	c->n_mods = 0;
+}
+
+/* Hand the result to the owner; the owner may free c. */
+static void milter_client_deliver(struct milter_client *c)
+{
+	struct milter_result r = {
+		.type = c->type,
+		.text = c->type == MILTER_R_REPLYCODE ? buf_cstr(&c->text) : NULL,
+		.quarantine = c->quarantine,
+		.mods = c->mods,
+		.n_mods = c->n_mods,
+		.fault = c->fault,
+		.fault_config = c->fault_config,
+	};
+	c->pending = false;
+	event_del(c->defer);
+	if (c->state != MILTER_CS_FAILED)
+		c->state = MILTER_CS_IDLE;
+	event_del(c->timer);
+	c->cb(c, &r, c->ctx);
+}
+
+static void milter_client_on_defer(evutil_socket_t fd, short what, void *arg)
+{
+	milter_client_deliver(arg);
+}
+
+static void milter_client_schedule(struct milter_client *c)
+{
+	if (c->state != MILTER_CS_FAILED)
+		c->state = MILTER_CS_DEFER;
+	event_active(c->defer, EV_TIMEOUT, 0);
+}
+
+static void milter_client_close(struct milter_client *c)
+{
+	if (c->bev != NULL) {
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	event_del(c->timer);
+}
+
+/* Record what the milter did wrong (the first fault only counts). */
+static void milter_client_note(struct milter_client *c, const char *fmt, ...) PRINTF_LIKE(2, 3);
+static void milter_client_note(struct milter_client *c, const char *fmt, ...)
+{
+	if (c->fault != NULL)
+		return;
+	va_list ap;
+	struct buf b;
+	buf_init(&b, 512);
+	va_start(ap, fmt);
+	(void)buf_vprintf(&b, fmt, ap);
+	va_end(ap);
+	c->fault = xstrdup(buf_cstr(&b));
+	buf_free(&b);
+}
+
+/* The milter failed (fault noted): close, and complete the pending request
+ * (if any) with the fault. The owner may free c in its callback, so this is
+ * the last thing any caller does with c. */
+static void milter_client_failed_now(struct milter_client *c)
+{
+	milter_client_close(c);
+	c->state = MILTER_CS_FAILED;
+	if (c->pending) {
+		milter_client_reset_result(c);
+		milter_client_deliver(c);
+	}
+}
+
+#define milter_client_fail(c, ...)                                                       \
+	do {                                                                             \
+		milter_client_note((c), __VA_ARGS__);                                    \
+		milter_client_failed_now(c);                                             \
+	} while (0)
+
+static long long milter_client_timeout_ms(const struct milter_client *c, enum milter_stage s)
+{
+	switch (s) {
+	case MILTER_STAGE_OPTNEG:
+		return c->ep.connect_timeout_ms;
+	case MILTER_STAGE_HEADER:
+	case MILTER_STAGE_EOH:
+	case MILTER_STAGE_BODY:
+	case MILTER_STAGE_EOM:
+		return c->ep.content_timeout_ms;
+	default:
+		return c->ep.command_timeout_ms;
+	}
+}
+
+static void milter_client_arm(struct milter_client *c)
+{
+	long long ms = milter_client_timeout_ms(c, c->stage);
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+	event_add(c->timer, &tv);
+}
+
+static void milter_client_on_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct milter_client *c = arg;
+	if (c->state == MILTER_CS_CONNECT)
+		milter_client_fail(c, "connect timed out");
+	else
+		milter_client_fail(c, "timed out at %s", milter_stage_name(c->stage));
+}
+
+/* Handle one reply packet (cmd + data). Returns true when the request is
+ * complete (result ready), false to keep reading. On a fault c is failed. */
+/* Handle one reply packet (cmd + data). Returns true when the request is
+ * complete (result ready), false to keep reading; a fault is only noted
+ * (c->fault) for the reader to act on. */
+static bool milter_client_packet(struct milter_client *c, const unsigned char *p, size_t len)
+{
+	const char *err = NULL;
+	if (c->stage == MILTER_STAGE_OPTNEG) {
+		if (p[0] != MILTER_C_OPTNEG) {
+			milter_client_note(c, "sent unknown reply '%c' instead of option negotiation",
+					   p[0] >= 32 && p[0] < 127 ? p[0] : '?');
+			return false;
+		}
+		if (milter_proto_parse_optneg(p + 1, len - 1, (uint32_t)c->ep.protocol,
+					      c->offered_actions, c->offered_protocol, &c->neg,
+					      &err) < 0) {
+			milter_client_note(c, "bad option negotiation: %s", err);
+			return false;
+		}
+		c->type = MILTER_R_CONTINUE;
+		return true;
+	}
+	struct milter_reply r;
+	if (milter_proto_parse_reply(p, len, c->stage, &c->neg, &r, &err) < 0) {
+		/* a malformed reply text or edit request at END-OF-MESSAGE is what
+		 * Postfix calls a configuration problem (4.3.5) */
+		c->fault_config = p[0] == 'y' ||
+				  (c->stage == MILTER_STAGE_EOM && strchr("him+2-eb", p[0]) != NULL);
+		milter_client_note(c, "sent %s reply '%c' (%zu bytes) at %s", err,
+				   p[0] >= 32 && p[0] < 127 ? p[0] : '?', len, milter_stage_name(c->stage));
+		return false;
+	}
+	switch (r.type) {
+	case MILTER_R_PROGRESS:
+		milter_client_arm(c);
+		return false;
+	case MILTER_R_QUARANTINE:
+		free(c->quarantine);
+		c->quarantine = str_dup(r.text);
+		return false;
+	case MILTER_R_REPLYCODE:
+		buf_reset(&c->text);
+		if (milter_proto_replycode(r.text, &c->text, &err) < 0) {
+			milter_client_note(c, "sent a bad reply text: %s", err);
+			return false;
+		}
+		c->type = r.type;
+		return true;
+	default:
+		break;
+	}
+	if (milter_reply_is_final(r.type)) {
+		c->type = r.type;
+		return true;
+	}
+	/* a modification (END-OF-MESSAGE only, checked by the parser) */
+	if (r.type == MILTER_R_REPLBODY && c->n_mods > 0 &&
+	    c->mods[c->n_mods - 1].type == MILTER_R_REPLBODY) {
+		if (buf_append(&c->mods[c->n_mods - 1].body, r.body.p, r.body.len) < 0) {
+			milter_client_note(c, "sent a replacement body that is too large");
+			return false;
+		}
+		return false;
+	}
+	if (c->n_mods >= 100000) {
+		milter_client_note(c, "sent too many modifications");
+		return false;
+	}
+	c->mods = xreallocarray(c->mods, c->n_mods + 1, sizeof(*c->mods));
+	struct milter_mod *m = &c->mods[c->n_mods++];
+	memset(m, 0, sizeof(*m));
+	m->type = r.type;
+	m->index = r.index;
+	buf_init(&m->body, c->max_body);
+	if (r.name.len)
+		m->name = str_dup(r.name);
+	if (r.type == MILTER_R_ADDHEADER || r.type == MILTER_R_INSHEADER ||
+	    r.type == MILTER_R_CHGHEADER) {
+		m->value = str_dup(r.value);
+		m->value_len = r.value.len;
+	}
+	if (r.addr.p != NULL)
+		m->addr = str_dup(r.addr);
+	if (r.args.len)
+		m->args = str_dup(r.args);
+	if (r.type == MILTER_R_REPLBODY && buf_append(&m->body, r.body.p, r.body.len) < 0) {
+		milter_client_note(c, "sent a replacement body that is too large");
+		return false;
+	}
+	return false;
+}
+
+static void milter_client_on_read(struct bufferevent *bev, void *arg)
+{
+	struct milter_client *c = arg;
+	struct evbuffer *in = bufferevent_get_input(bev);
+	for (;;) {
+		unsigned char hdr[MILTER_LEN_BYTES];
+		size_t n = evbuffer_get_length(in), total;
+		const char *err = NULL;
+		if (n == 0)
+			return;
+		if (c->state != MILTER_CS_WAIT) {
+			milter_client_fail(c, "sent data while no reply was expected");
+			return;
+		}
+		if (n < MILTER_LEN_BYTES)
+			return;
+		evbuffer_copyout(in, hdr, sizeof(hdr));
+		int rc = milter_proto_frame(hdr, sizeof(hdr), MILTER_REPLY_MAX_DEFAULT, &total, &err);
+		if (rc < 0) {
+			milter_client_fail(c, "sent a %s at %s", err, milter_stage_name(c->stage));
+			return;
+		}
+		if (n < total)
+			return; /* the length is checked: wait for the rest */
+		unsigned char *pkt = xmalloc(total);
+		CHECK(evbuffer_remove(in, pkt, total) == (int)total);
+		bool done = milter_client_packet(c, pkt + MILTER_LEN_BYTES, total - MILTER_LEN_BYTES);
+		free(pkt);
+		if (c->fault != NULL) {
+			milter_client_failed_now(c); /* the owner may free c: stop here */
+			return;
+		}
+		if (done) {
+			if (evbuffer_get_length(in) > 0) {
+				/* more bytes behind a final reply: out of step */
+				milter_client_fail(c, "sent data after its reply at %s",
+						   milter_stage_name(c->stage));
+				return;
+			}
+			milter_client_deliver(c);
+			return; /* c may be gone; leftover input is checked next time */
+		}
+	}
+}
+
+static void milter_client_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct milter_client *c = arg;
+	if (what & BEV_EVENT_CONNECTED) {
+		if (c->ep.addr.ss_family != AF_UNIX) {
+			/* small request/reply packets: Nagle plus the peer's delayed
+			 * ACK would add ~40 ms to a round trip */
+			int one = 1;
+			(void)setsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		}
+		c->state = MILTER_CS_WAIT;
+		c->stage = MILTER_STAGE_OPTNEG;
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		if (c->state == MILTER_CS_WAIT)
+			milter_client_fail(c, "closed the connection at %s", milter_stage_name(c->stage));
+		else
+			milter_client_fail(c, "closed the connection");
+		return;
+	}
+	int e = EVUTIL_SOCKET_ERROR();
+	if (c->state == MILTER_CS_CONNECT)
+		milter_client_fail(c, "connect failed: %s", evutil_socket_error_to_string(e));
+	else
+		milter_client_fail(c, "connection error at %s: %s", milter_stage_name(c->stage),
+				   evutil_socket_error_to_string(e));
+}
+
+struct milter_client *milter_client_new(struct event_base *base, const struct milter_endpoint *ep,
+					size_t max_body, milter_client_fn *cb, void *ctx)
+{
+	struct milter_client *c = xcalloc(1, sizeof(*c));
+	c->max_body = max_body;
+	c->base = base;
+	c->ep = *ep;
+	c->ep.name = xstrdup(ep->name);
+	c->cb = cb;
+	c->ctx = ctx;
+	c->timer = evtimer_new(base, milter_client_on_timeout, c);
+	c->defer = evtimer_new(base, milter_client_on_defer, c);
+	buf_init(&c->text, 64 * 1024);
+	c->state = MILTER_CS_IDLE;
+	return c;
+}
+
+void milter_client_free(struct milter_client **cp)
+{
+	struct milter_client *c = *cp;
+	if (c == NULL)
+		return;
+	*cp = NULL;
+	milter_client_close(c);
+	event_free(c->timer);
+	event_free(c->defer);
+	milter_client_reset_result(c);
+	buf_free(&c->text);
+	milter_neg_free(&c->neg);
+	free(c->fault);
+	free(c->ep.name);
+	free(c);
+}
+
+void milter_client_open(struct milter_client *c)
+{
+	CHECK(!c->pending && c->bev == NULL && c->state == MILTER_CS_IDLE);
+	c->pending = true;
+	milter_client_reset_result(c);
+	if (milter_proto_offer(c->ep.protocol, c->ep.no_header_reply, &c->offered_actions,
+			       &c->offered_protocol) < 0) {
+		c->fault = xasprintf("unsupported protocol version %d", c->ep.protocol);
+		c->state = MILTER_CS_FAILED;
+		milter_client_schedule(c);
+		return;
+	}
+	c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(c->bev, milter_client_on_read, NULL, milter_client_on_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->stage = MILTER_STAGE_OPTNEG;
+	c->state = MILTER_CS_CONNECT;
+	/* the OPTNEG packet waits in the output buffer until connected */
+	struct buf out;
+	buf_init(&out, 64);
+	CHECK(milter_proto_put_optneg(&out, (uint32_t)c->ep.protocol, c->offered_actions,
+				      c->offered_protocol) == 0);
+	bufferevent_write(c->bev, out.data, out.len);
+	buf_free(&out);
+	milter_client_arm(c);
+	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&c->ep.addr, (int)c->ep.addr_len) < 0) {
+		int e = EVUTIL_SOCKET_ERROR();
+		c->fault = xasprintf("connect failed: %s", evutil_socket_error_to_string(e));
+		milter_client_close(c);
+		c->state = MILTER_CS_FAILED;
+		milter_client_schedule(c);
+	}
+}
+
+bool milter_client_wants_reply(const struct milter_client *c, enum milter_stage stage)
+{
+	if (stage == MILTER_STAGE_EOM || stage == MILTER_STAGE_OPTNEG)
+		return true;
+	if (stage == MILTER_STAGE_ABORT || stage == MILTER_STAGE_QUIT)
+		return false;
+	return (c->neg.protocol & milter_stage_nr_bit(stage)) == 0;
+}
+
+void milter_client_event(struct milter_client *c, enum milter_stage stage,
+			 const struct buf *packets)
+{
+	CHECK(!c->pending);
+	c->pending = true;
+	milter_client_reset_result(c);
+	c->stage = stage;
+	if (c->state == MILTER_CS_FAILED) {
+		milter_client_schedule(c);
+		return;
+	}
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0 ||
+	    bufferevent_write(c->bev, packets->data, packets->len) < 0) {
+		/* bytes that arrived before we asked anything: the filter is out
+		 * of step with the protocol */
+		c->fault = xasprintf("sent data before %s was asked", milter_stage_name(stage));
+		milter_client_close(c);
+		c->state = MILTER_CS_FAILED;
+		milter_client_schedule(c);
+		return;
+	}
+	if (!milter_client_wants_reply(c, stage)) {
+		milter_client_schedule(c);
+		return;
+	}
+	c->state = MILTER_CS_WAIT;
+	milter_client_arm(c);
+}
+
+void milter_client_send_only(struct milter_client *c, const struct buf *packets)
+{
+	if (c->state == MILTER_CS_FAILED || c->bev == NULL)
+		return;
+	bufferevent_write(c->bev, packets->data, packets->len);
+}
+
+void milter_client_quit(struct milter_client *c)
+{
+	if (c->bev != NULL && c->state != MILTER_CS_FAILED &&
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		static const unsigned char quit[5] = { 0, 0, 0, 1, MILTER_C_QUIT };
+		/* one small packet on an idle socket: it fits the socket buffer */
+		(void)send(bufferevent_getfd(c->bev), quit, sizeof(quit), MSG_DONTWAIT | MSG_NOSIGNAL);
+	}
+	milter_client_close(c);
+	c->state = MILTER_CS_FAILED;
+	if (c->fault == NULL)
+		c->fault = xstrdup("connection closed by us");
+}
+
+const struct milter_neg *milter_client_neg(const struct milter_client *c)
+{
+	return &c->neg;
+}
+
+const struct milter_endpoint *milter_client_endpoint(const struct milter_client *c)
+{
+	return &c->ep;
+}
+
+bool milter_client_failed(const struct milter_client *c)
+{
+	return c->state == MILTER_CS_FAILED;
+}
