@@ -82,6 +82,7 @@ CFG_PARAM(TIME, maximal_queue_lifetime, "5d", "d", "age after which a deferred m
 CFG_PARAM(TIME, bounce_queue_lifetime, "5d", "d", "age after which an undeliverable bounce message is dropped")
 CFG_PARAM(TIME, delay_warning_time, "0h", "h", "age at which the sender gets a delay notice (0: never)")
 CFG_PARAM(INT, default_destination_concurrency_limit, "20", NULL, "parallel deliveries per destination")
+CFG_PARAM(INT, local_destination_concurrency_limit, "20", NULL, "parallel postern-lda runs in all (Postfix: 2, per recipient)")
 CFG_PARAM(INT, default_destination_recipient_limit, "50", NULL, "recipients per delivery")
 
 /* ---- notification ---- */

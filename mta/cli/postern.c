@@ -6,7 +6,7 @@
  *   queue [--json], flush, delete ID|ALL, hold ID,
  *   release ID, requeue ID, show ID                   (the queue)
  *   conf [-n|-d] [name...]                            (like postconf)
- *   map FILE | map -q KEY type:name                   (like postmap)
+ *   map FILE | map -a FILE | map -q KEY type:name     (like postmap, newaliases)
  * Owns: argument parsing and exit codes (sysexits.h).
  * Never: writes the queue itself (the queue process does, on request).
  * Tests: tests/integration/test_cli.py.
@@ -38,7 +38,7 @@ static NORETURN void cli_usage(void)
 		"  start | start-fg | stop | reload | status | check\n"
 		"  queue [--json] | flush | delete ID|ALL | hold ID | release ID | requeue ID | show ID\n"
 		"  conf [-n|-d] [NAME...]\n"
-		"  map TYPE:FILE | map -q KEY TYPE:NAME\n");
+		"  map TYPE:FILE | map -a ALIASFILE | map -q KEY TYPE:NAME\n");
 	exit(EX_USAGE);
 }
 
@@ -230,6 +230,14 @@ static int cli_map(int argc, char **argv)
 		free(value);
 		table_free(&t);
 		return r > 0 ? 0 : r == 0 ? 1 : EX_TEMPFAIL;
+	}
+	if (argc == 2 && strcmp(argv[0], "-a") == 0) {
+		/* aliases(5) source, as newaliases compiles alias_database */
+		if (table_compile_aliases(argv[1], &err) < 0) {
+			fprintf(stderr, "postern: fatal: %s: %s\n", argv[1], err);
+			return EX_DATAERR;
+		}
+		return 0;
 	}
 	if (argc != 1)
 		cli_usage();

@@ -318,6 +318,28 @@ static void master_on_sigusr1(evutil_socket_t sig, short what, void *arg)
 	}
 }
 
+/* Started as root, let the children (mail_owner) append to maillog_file:
+ * a file we own gets mail_owner's group and mode 0660. A file someone else
+ * owns is left as the administrator set it. */
+static int master_log_shared(const struct master *m, const char **error_r)
+{
+	const char *path = m->cfg->maillog_file;
+	if (!m->root || *path == '\0' || strcmp(path, "-") == 0)
+		return 0;
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0) {
+		*error_r = xasprintf("maillog_file %s: %s", path, strerror(errno));
+		return -1;
+	}
+	struct stat st;
+	if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_uid == 0 &&
+	    (fchown(fd, 0, m->owner_gid) < 0 || fchmod(fd, 0660) < 0))
+		log_warning("maillog_file %s: cannot share with %s: %s", path, m->cfg->mail_owner,
+			    strerror(errno));
+	close(fd);
+	return 0;
+}
+
 static int master_setup(struct master *m, const char **error_r)
 {
 	m->cfg = cfg_load(m->confdir, error_r);
@@ -353,6 +375,8 @@ static int master_setup(struct master *m, const char **error_r)
 		m->owner_uid = getuid();
 		m->owner_gid = getgid();
 	}
+	if (master_log_shared(m, error_r) < 0)
+		return -1;
 	if (master_mkdir(m, m->cfg->queue_directory, 0755, true, error_r) < 0)
 		return -1;
 	if (master_pid_lock(m, error_r) < 0)
@@ -407,6 +431,7 @@ int master_run(const char *confdir, const char *self_dir, int ready_fd)
 		event_free(m.stop_timer);
 	if (m.restart_timer)
 		event_free(m.restart_timer);
+	master_deliver_free_orphans(&m);
 	while (m.children) {
 		struct master_child *c = m.children;
 		m.children = c->next;

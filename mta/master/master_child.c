@@ -147,6 +147,9 @@ static int master_child_start_queue(struct master *m)
 	c->started = time(NULL);
 	c->chan = ipc_chan_new(m->base, sv[0], "queue", master_child_on_msg, master_child_on_close, m);
 	m->queue = c;
+	/* first thing the new queue reads: what became of its predecessor's
+	 * deliveries */
+	master_deliver_forward_orphans(m);
 	return 0;
 }
 

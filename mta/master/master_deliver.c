@@ -37,10 +37,42 @@ struct master_delivery {
 	struct master *m;
 };
 
+/* A result that arrived while no queue ran. The queue recorded an ATTEMPT
+ * before asking, and its successor waits for the result of that request
+ * ID before delivering again: dropping it would deliver twice. */
+struct master_result {
+	struct master_result *next; /* FIFO */
+	uint32_t reqid;             /* the earlier queue's request ID */
+	int64_t status;             /* as in IPC_M_DELIVERED */
+	char *text;
+};
+
+#define MASTER_ORPHANS_MAX 10000 /* bound on results kept for a dead queue */
+
+static size_t master_orphan_count(const struct master *m)
+{
+	size_t n = 0;
+	for (const struct master_result *r = m->orphans; r; r = r->next)
+		n++;
+	return n;
+}
+
 static void master_deliver_reply(struct master *m, uint32_t reqid, int64_t status, const char *text)
 {
-	if (m->queue == NULL || m->queue->chan == NULL)
-		return; /* the queue died; it will retry the recipient */
+	if (m->queue == NULL || m->queue->chan == NULL) {
+		if (master_orphan_count(m) >= MASTER_ORPHANS_MAX) {
+			log_warning("dropping delivery result %u: no queue process", reqid);
+			return;
+		}
+		struct master_result *r = xcalloc(1, sizeof(*r)), **pp = &m->orphans;
+		r->reqid = reqid;
+		r->status = status;
+		r->text = xstrdup(text);
+		while (*pp)
+			pp = &(*pp)->next;
+		*pp = r;
+		return;
+	}
 	struct ipc_msg msg;
 	ipc_msg_init(&msg, IPC_M_DELIVERED, reqid);
 	ipc_put_i64(&msg, status);
@@ -111,6 +143,31 @@ static void master_deliver_on_timeout(evutil_socket_t fd, short what, void *arg)
 	if (d->pid > 0) {
 		d->timed_out = true;
 		kill(d->pid, SIGKILL);
+	}
+}
+
+static void master_deliver_free_result(struct master_result *r)
+{
+	free(r->text);
+	free(r);
+}
+
+void master_deliver_free_orphans(struct master *m)
+{
+	while (m->orphans) {
+		struct master_result *r = m->orphans;
+		m->orphans = r->next;
+		master_deliver_free_result(r);
+	}
+}
+
+void master_deliver_forward_orphans(struct master *m)
+{
+	while (m->orphans && m->queue && m->queue->chan) {
+		struct master_result *r = m->orphans;
+		m->orphans = r->next;
+		master_deliver_reply(m, r->reqid, r->status, r->text);
+		master_deliver_free_result(r);
 	}
 }
 

@@ -34,6 +34,7 @@ struct master_listener {
 };
 
 struct master_delivery;
+struct master_result;
 
 struct master {
 	struct event_base *base;       /* the only loop */
@@ -47,6 +48,7 @@ struct master {
 	struct master_child *children; /* every child we started and still track */
 	struct master_child *queue;    /* the running queue child, or NULL */
 	struct master_delivery *deliveries; /* running local deliveries */
+	struct master_result *orphans; /* results that found no queue to take them */
 	bool root;                     /* started as root: children drop to mail_owner */
 	uid_t owner_uid;               /* mail_owner (or our own uid) */
 	gid_t owner_gid;
@@ -79,5 +81,9 @@ bool master_deliver_reaped(struct master *m, pid_t pid, int status);
 /* Kill every running delivery (stop). */
 void master_deliver_kill_all(struct master *m);
 size_t master_deliver_count(const struct master *m);
+/* Hand results kept while no queue ran to the queue just started. */
+void master_deliver_forward_orphans(struct master *m);
+/* Free every kept result (at exit). */
+void master_deliver_free_orphans(struct master *m);
 
 #endif

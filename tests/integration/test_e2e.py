@@ -31,7 +31,9 @@ def test_smtplib_to_maildir(postern):
     assert b"\nSubject: hello\n" in m
     assert m.endswith(b"first line\n.leading dot\n")
     assert b"\r\n" not in m
-    log = postern.log_text()
+    # the queue logs status=sent after the LDA's exit: wait for that line
+    log = util.wait_for(lambda: (lambda t: t if ": removed" in t else None)(postern.log_text()),
+                        30, "removed")
     assert "postern/smtpd[" in log and "client=localhost[127.0.0.1]" in log
     assert "message-id=<e2e-1@remote.test>" in log
     assert "from=<sender@remote.test>, size=" in log and "nrcpt=1 (queue active)" in log

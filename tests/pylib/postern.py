@@ -60,7 +60,7 @@ class Postern:
         os.makedirs(self.mail)
         if self.run_as:
             pw = pwd.getpwnam(self.run_as)
-            for d in (self.dir, self.mail):
+            for d in (self.dir, self.mail, self.conf):
                 os.chown(d, pw.pw_uid, pw.pw_gid)
         vmaps = ", ".join("%s@example.test=%s/Maildir/" % (u, u) for u in users)
         self.main_cf = {

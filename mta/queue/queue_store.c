@@ -1,0 +1,750 @@
+/*
+ * queue_store.c - queue files, directories and the group commit.
+ *
+ * Purpose: everything that makes a queue file durable, and nothing else.
+ * Owns: the subdirectories of queue_directory, the commit worker thread and
+ * its job lists.
+ * Never: acknowledges a commit before the content, the envelope and both
+ * directory entries are fsynced; deletes a corrupt envelope; logs from the
+ * worker thread (results return to the loop).
+ *
+ * Group commit: the loop thread appends commit and status-append jobs to a
+ * pending list and wakes the worker. The worker takes the WHOLE list at
+ * once and, for that batch: fsyncs every content file, writes every
+ * envelope as incoming/QID and fsyncs it, appends and fdatasyncs status
+ * records, and fsyncs content/ (whose entries were made at IPC_Q_OPEN),
+ * all of these in parallel (QUEUE_STORE_THREADS threads: concurrent
+ * fsyncs share the file system's journal commits); then renames the
+ * envelopes into active/. A second thread fsyncs active/ once for all the
+ * commits renamed so far while the first already works on the next batch
+ * (a two-stage pipeline). Two journal commits per batch, however many
+ * messages it holds. While it works the loop keeps accepting,
+ * so everything that arrived during one flush shares the next one: under
+ * load the number of fsyncs per message falls with the number of sessions.
+ * The worker hands finished jobs back through an eventfd; the loop then
+ * sends IPC_Q_COMMITTED (or IPC_Q_ERROR) and schedules delivery.
+ *
+ * Limits: none of its own (IPC and qfile limits apply before a job exists).
+ * Tests: tests/unit/queue/queue_store_test.c, tests/integration/test_queue_*.py.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mta/queue/queue_int.h"
+#include "lib/log.h"
+#include "lib/common.h"
+
+static const char *const queue_dir_names[QD_COUNT] = {
+	"content", "incoming", "active", "deferred", "hold", "corrupt", "private",
+};
+
+const char *queue_dir_name(enum queue_dir d)
+{
+	return d < QD_COUNT ? queue_dir_names[d] : "?";
+}
+
+int64_t queue_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- u64 map (linear probing, backward-shift deletion) ---- */
+
+static size_t map_slot(uint64_t key, size_t cap)
+{
+	key ^= key >> 33;
+	key *= 0xff51afd7ed558ccdULL;
+	key ^= key >> 33;
+	return (size_t)key & (cap - 1);
+}
+
+void *queue_map_get(const struct queue_map *m, uint64_t key)
+{
+	if (m->cap == 0 || key == 0)
+		return NULL;
+	for (size_t i = map_slot(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+		if (m->keys[i] == 0)
+			return NULL;
+		if (m->keys[i] == key)
+			return m->vals[i];
+	}
+}
+
+static void map_insert(struct queue_map *m, uint64_t key, void *val)
+{
+	size_t i = map_slot(key, m->cap);
+	while (m->keys[i] != 0)
+		i = (i + 1) & (m->cap - 1);
+	m->keys[i] = key;
+	m->vals[i] = val;
+	m->n++;
+}
+
+void queue_map_put(struct queue_map *m, uint64_t key, void *val)
+{
+	CHECK(key != 0);
+	if ((m->n + 1) * 2 > m->cap) {
+		struct queue_map old = *m;
+		m->cap = old.cap ? old.cap * 2 : 64;
+		m->keys = xcalloc(m->cap, sizeof(*m->keys));
+		m->vals = xcalloc(m->cap, sizeof(*m->vals));
+		m->n = 0;
+		for (size_t i = 0; i < old.cap; i++)
+			if (old.keys[i] != 0)
+				map_insert(m, old.keys[i], old.vals[i]);
+		free(old.keys);
+		free(old.vals);
+	}
+	map_insert(m, key, val);
+}
+
+void *queue_map_del(struct queue_map *m, uint64_t key)
+{
+	if (m->cap == 0 || key == 0)
+		return NULL;
+	size_t i = map_slot(key, m->cap);
+	while (m->keys[i] != key) {
+		if (m->keys[i] == 0)
+			return NULL;
+		i = (i + 1) & (m->cap - 1);
+	}
+	void *val = m->vals[i];
+	m->keys[i] = 0;
+	m->n--;
+	/* shift back the entries of the probe run that follows */
+	for (size_t j = (i + 1) & (m->cap - 1); m->keys[j] != 0; j = (j + 1) & (m->cap - 1)) {
+		size_t home = map_slot(m->keys[j], m->cap);
+		bool movable = (j > i) ? (home <= i || home > j) : (home <= i && home > j);
+		if (movable) {
+			m->keys[i] = m->keys[j];
+			m->vals[i] = m->vals[j];
+			m->keys[j] = 0;
+			i = j;
+		}
+	}
+	return val;
+}
+
+void queue_map_free(struct queue_map *m)
+{
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
+}
+
+/* ---- directories ---- */
+
+int queue_store_open_dirs(struct queue *q, const char **error_r)
+{
+	static char why[512];
+	int root = open(q->cfg->queue_directory, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (root < 0) {
+		snprintf(why, sizeof(why), "open %s: %s", q->cfg->queue_directory, strerror(errno));
+		*error_r = why;
+		return -1;
+	}
+	for (int d = 0; d < QD_COUNT; d++) {
+		if (mkdirat(root, queue_dir_names[d], 0700) < 0 && errno != EEXIST) {
+			snprintf(why, sizeof(why), "mkdir %s/%s: %s", q->cfg->queue_directory,
+				 queue_dir_names[d], strerror(errno));
+			close(root);
+			*error_r = why;
+			return -1;
+		}
+		q->dfd[d] = openat(root, queue_dir_names[d], O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW);
+		if (q->dfd[d] < 0) {
+			snprintf(why, sizeof(why), "open %s/%s: %s", q->cfg->queue_directory,
+				 queue_dir_names[d], strerror(errno));
+			close(root);
+			*error_r = why;
+			return -1;
+		}
+	}
+	/* the new entries themselves must survive a crash */
+	fsync(root);
+	close(root);
+	return 0;
+}
+
+int queue_store_create_content(struct queue *q, char qid[QFILE_ID_LEN + 1])
+{
+	for (int tries = 0; tries < 1000; tries++) {
+		qfile_id_next(queue_now_us(), &q->last_id, qid);
+		int fd = openat(q->dfd[QD_CONTENT], qid, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+				0600);
+		if (fd >= 0)
+			return fd;
+		if (errno != EEXIST)
+			return -1;
+	}
+	errno = EEXIST;
+	return -1;
+}
+
+/* ---- the worker ---- */
+
+enum store_kind {
+	STORE_COMMIT, /* content fsync + envelope + rename */
+	STORE_APPEND, /* status records */
+};
+
+struct store_job {
+	struct store_job *next;  /* list link */
+	enum store_kind kind;
+	char qid[QFILE_ID_LEN + 1];
+	int content_fd;          /* COMMIT: owned */
+	enum queue_dir dir;      /* APPEND: where the envelope is */
+	long long keep_len;      /* APPEND: truncate to this first (>= 0) */
+	struct buf bytes;        /* envelope or status records */
+	int err;                 /* result: 0 or errno */
+	queue_store_done_fn *done;
+	void *ctx;
+	struct store_job *same_next; /* next job of this batch on the same file */
+};
+
+struct queue_store {
+	pthread_t thread;        /* stage 1: file writes and fsyncs, renames */
+	pthread_t dirsync;       /* stage 2: fsync of active/, then done */
+	pthread_mutex_t lock;    /* guards the three lists and the flags */
+	pthread_cond_t wake;     /* stage 1 has work */
+	pthread_cond_t wake2;    /* stage 2 has work */
+	struct store_job *pending, **pending_tail; /* loop -> stage 1 */
+	struct store_job *renamed, **renamed_tail; /* stage 1 -> stage 2 */
+	struct store_job *finished, **finished_tail; /* -> loop */
+	bool stop;               /* stage 1: finish the pending jobs, then exit */
+	bool stop2;              /* stage 2: likewise, once stage 1 has exited */
+	bool running;
+	int efd;                 /* eventfd: finished jobs waiting */
+	struct event *ev;        /* on efd */
+	const int *dfd;          /* q->dfd (directory fds never change) */
+	unsigned long batches;   /* statistics: batches and jobs flushed */
+	unsigned long jobs;
+};
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const char *b = p;
+	while (n > 0) {
+		ssize_t w = write(fd, b, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		b += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static void store_do_commit_files(struct queue_store *s, struct store_job *j)
+{
+	if (fsync(j->content_fd) < 0) {
+		j->err = errno;
+		return;
+	}
+	int fd = openat(s->dfd[QD_INCOMING], j->qid, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+			0600);
+	if (fd < 0) {
+		j->err = errno;
+		return;
+	}
+	if (write_all(fd, j->bytes.data, j->bytes.len) < 0 || fsync(fd) < 0)
+		j->err = errno;
+	close(fd);
+}
+
+static void store_do_append(struct queue_store *s, struct store_job *j)
+{
+	int fd = openat(s->dfd[j->dir], j->qid, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0) {
+		j->err = errno;
+		return;
+	}
+	if (j->keep_len >= 0 && ftruncate(fd, (off_t)j->keep_len) < 0)
+		j->err = errno;
+	else if (lseek(fd, 0, SEEK_END) < 0 || write_all(fd, j->bytes.data, j->bytes.len) < 0 ||
+		 fdatasync(fd) < 0)
+		j->err = errno;
+	close(fd);
+}
+
+/* Parallel part of a batch: the jobs are split among up to
+ * QUEUE_STORE_THREADS threads. Concurrent fsyncs on one file system share
+ * journal commits (ext4's jbd2, XFS's log), so N files cost about what one
+ * costs, where one thread would pay for each in turn. */
+#define QUEUE_STORE_THREADS 16
+
+struct store_par {
+	struct queue_store *s;
+	bool sync_content_dir;   /* one extra task: fsync content/ */
+	int content_dir_err;     /* its result */
+	struct store_job **jobs; /* the batch as an array */
+	size_t n;
+	size_t next;             /* next index to take (atomic) */
+};
+
+static void *store_par_run(void *arg)
+{
+	struct store_par *p = arg;
+	for (;;) {
+		size_t i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
+		if (i == p->n && p->sync_content_dir) {
+			/* the content files' directory entries were made at
+			 * IPC_Q_OPEN, before this batch: sync them alongside */
+			if (fsync(p->s->dfd[QD_CONTENT]) < 0)
+				p->content_dir_err = errno;
+			continue;
+		}
+		if (i >= p->n)
+			return NULL;
+		/* jobs on one file run in submission order, in one thread: a
+		 * recipient's per-target record must precede its final one */
+		for (struct store_job *j = p->jobs[i]; j; j = j->same_next) {
+			if (j->kind == STORE_COMMIT)
+				store_do_commit_files(p->s, j);
+			else
+				store_do_append(p->s, j);
+		}
+	}
+}
+
+static int store_files_parallel(struct queue_store *s, struct store_job *list)
+{
+	size_t n = 0;
+	bool commits = false;
+	for (struct store_job *j = list; j; j = j->next) {
+		n++;
+		commits = commits || j->kind == STORE_COMMIT;
+	}
+	struct store_par p = { s, commits, 0, xcalloc(n, sizeof(*p.jobs)), 0, 0 };
+	struct queue_map last = { 0 }; /* file -> its latest job in this batch */
+	for (struct store_job *j = list; j; j = j->next) {
+		j->same_next = NULL;
+		uint64_t key = qfile_id_value(j->qid) * 8 + (uint64_t)j->dir + 1;
+		struct store_job *prev = j->kind == STORE_APPEND ? queue_map_del(&last, key) : NULL;
+		if (prev != NULL)
+			prev->same_next = j;
+		else
+			p.jobs[p.n++] = j;
+		if (j->kind == STORE_APPEND)
+			queue_map_put(&last, key, j);
+	}
+	queue_map_free(&last);
+	n = p.n;
+	pthread_t th[QUEUE_STORE_THREADS];
+	size_t started = 0;
+	size_t tasks = n + (commits ? 1 : 0);
+	size_t want = tasks > QUEUE_STORE_THREADS ? QUEUE_STORE_THREADS : tasks;
+	for (size_t i = 1; i < want; i++)
+		if (pthread_create(&th[started], NULL, store_par_run, &p) == 0)
+			started++;
+	store_par_run(&p); /* this thread works too (and alone if none started) */
+	for (size_t i = 0; i < started; i++)
+		pthread_join(th[i], NULL);
+	free(p.jobs);
+	return p.content_dir_err;
+}
+
+/* One batch: files first (in parallel), then renames, then one fsync per
+ * touched directory for the whole batch. */
+static void store_do_batch(struct queue_store *s, struct store_job *list)
+{
+	bool commits = false;
+	int err = store_files_parallel(s, list);
+	for (struct store_job *j = list; j; j = j->next) {
+		if (j->kind != STORE_COMMIT || j->err != 0)
+			continue;
+		if (renameat(s->dfd[QD_INCOMING], j->qid, s->dfd[QD_ACTIVE], j->qid) < 0)
+			j->err = errno;
+		else
+			commits = true;
+	}
+	/* content/ could not be synced: no commit of this batch is durable */
+	for (struct store_job *j = list; j && err != 0; j = j->next)
+		if (j->kind == STORE_COMMIT && j->err == 0) {
+			unlinkat(s->dfd[QD_ACTIVE], j->qid, 0);
+			j->err = err;
+		}
+	(void)commits;
+}
+
+/* Move a list to the tail of another (lock held). */
+static void store_splice(struct store_job ***tail, struct store_job *list)
+{
+	while (list) {
+		struct store_job *next = list->next;
+		list->next = NULL;
+		**tail = list;
+		*tail = &list->next;
+		list = next;
+	}
+}
+
+static void store_notify(struct queue_store *s)
+{
+	uint64_t one = 1;
+	if (write(s->efd, &one, sizeof(one)) < 0) {
+		/* the counter cannot overflow in practice; the loop drains it */
+	}
+}
+
+/* Stage 2: one fsync of active/ for every renamed commit waiting (those of
+ * one or more batches), while stage 1 already works on the next batch. */
+static void *store_dirsync_thread(void *arg)
+{
+	struct queue_store *s = arg;
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (s->renamed == NULL && !s->stop2)
+			pthread_cond_wait(&s->wake2, &s->lock);
+		if (s->renamed == NULL && s->stop2)
+			break;
+		struct store_job *list = s->renamed;
+		s->renamed = NULL;
+		s->renamed_tail = &s->renamed;
+		pthread_mutex_unlock(&s->lock);
+
+		int err = fsync(s->dfd[QD_ACTIVE]) < 0 ? errno : 0;
+		for (struct store_job *j = list; j && err != 0; j = j->next) {
+			/* not known durable: withdraw it so it is never delivered */
+			unlinkat(s->dfd[QD_ACTIVE], j->qid, 0);
+			j->err = err;
+		}
+
+		pthread_mutex_lock(&s->lock);
+		for (struct store_job *j = list; j; j = j->next)
+			s->jobs++;
+		store_splice(&s->finished_tail, list);
+		store_notify(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static void *store_thread(void *arg)
+{
+	struct queue_store *s = arg;
+	pthread_mutex_lock(&s->lock);
+	for (;;) {
+		while (s->pending == NULL && !s->stop)
+			pthread_cond_wait(&s->wake, &s->lock);
+		if (s->pending == NULL && s->stop)
+			break;
+		struct store_job *list = s->pending;
+		s->pending = NULL;
+		s->pending_tail = &s->pending;
+		pthread_mutex_unlock(&s->lock);
+
+		store_do_batch(s, list);
+
+		/* renamed commits still need the directory fsync (stage 2);
+		 * status appends and failures are done */
+		struct store_job *done = NULL, **done_tail = &done;
+		struct store_job *sync = NULL, **sync_tail = &sync;
+		for (struct store_job *j = list; j;) {
+			struct store_job *next = j->next;
+			j->next = NULL;
+			if (j->kind == STORE_COMMIT && j->err == 0) {
+				*sync_tail = j;
+				sync_tail = &j->next;
+			} else {
+				*done_tail = j;
+				done_tail = &j->next;
+			}
+			j = next;
+		}
+		pthread_mutex_lock(&s->lock);
+		s->batches++;
+		for (struct store_job *j = done; j; j = j->next)
+			s->jobs++;
+		if (done) {
+			store_splice(&s->finished_tail, done);
+			store_notify(s);
+		}
+		if (sync) {
+			store_splice(&s->renamed_tail, sync);
+			pthread_cond_signal(&s->wake2);
+		}
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+static void store_job_free(struct store_job *j)
+{
+	if (j->content_fd >= 0)
+		close(j->content_fd);
+	buf_free(&j->bytes);
+	free(j);
+}
+
+static void store_on_finished(evutil_socket_t fd, short what, void *arg)
+{
+	struct queue *q = arg;
+	struct queue_store *s = q->store;
+	uint64_t n;
+	if (read(s->efd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+		log_warning("eventfd read: %s", strerror(errno));
+	pthread_mutex_lock(&s->lock);
+	struct store_job *list = s->finished;
+	s->finished = NULL;
+	s->finished_tail = &s->finished;
+	pthread_mutex_unlock(&s->lock);
+	while (list) {
+		struct store_job *j = list;
+		list = j->next;
+		if (j->kind == STORE_COMMIT && j->err != 0) {
+			unlinkat(q->dfd[QD_INCOMING], j->qid, 0);
+			unlinkat(q->dfd[QD_CONTENT], j->qid, 0);
+		}
+		j->done(q, j->err, j->ctx);
+		store_job_free(j);
+	}
+}
+
+int queue_store_start(struct queue *q, const char **error_r)
+{
+	struct queue_store *s = xcalloc(1, sizeof(*s));
+	pthread_mutex_init(&s->lock, NULL);
+	pthread_cond_init(&s->wake, NULL);
+	pthread_cond_init(&s->wake2, NULL);
+	s->pending_tail = &s->pending;
+	s->renamed_tail = &s->renamed;
+	s->finished_tail = &s->finished;
+	s->dfd = q->dfd;
+	s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (s->efd < 0) {
+		*error_r = "eventfd failed";
+		free(s);
+		return -1;
+	}
+	s->ev = event_new(q->base, s->efd, EV_READ | EV_PERSIST, store_on_finished, q);
+	event_add(s->ev, NULL);
+	if (pthread_create(&s->dirsync, NULL, store_dirsync_thread, s) != 0) {
+		*error_r = "cannot start the commit threads";
+		event_free(s->ev);
+		close(s->efd);
+		free(s);
+		return -1;
+	}
+	if (pthread_create(&s->thread, NULL, store_thread, s) != 0) {
+		pthread_mutex_lock(&s->lock);
+		s->stop2 = true;
+		pthread_cond_signal(&s->wake2);
+		pthread_mutex_unlock(&s->lock);
+		pthread_join(s->dirsync, NULL);
+		*error_r = "cannot start the commit threads";
+		event_free(s->ev);
+		close(s->efd);
+		free(s);
+		return -1;
+	}
+	s->running = true;
+	q->store = s;
+	return 0;
+}
+
+void queue_store_stop(struct queue *q)
+{
+	struct queue_store *s = q->store;
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stop = true;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->thread, NULL);
+	pthread_mutex_lock(&s->lock);
+	s->stop2 = true;
+	pthread_cond_signal(&s->wake2);
+	pthread_mutex_unlock(&s->lock);
+	pthread_join(s->dirsync, NULL);
+	/* deliver the last results (replies may still be queued) */
+	store_on_finished(s->efd, EV_READ, q);
+	log_info("store: %lu durable writes in %lu group commits", s->jobs, s->batches);
+	event_free(s->ev);
+	close(s->efd);
+	pthread_mutex_destroy(&s->lock);
+	pthread_cond_destroy(&s->wake);
+	pthread_cond_destroy(&s->wake2);
+	free(s);
+	q->store = NULL;
+}
+
+static void store_submit(struct queue *q, struct store_job *j)
+{
+	struct queue_store *s = q->store;
+	pthread_mutex_lock(&s->lock);
+	*s->pending_tail = j;
+	s->pending_tail = &j->next;
+	pthread_cond_signal(&s->wake);
+	pthread_mutex_unlock(&s->lock);
+}
+
+void queue_store_commit(struct queue *q, int content_fd, const struct qfile_env *env,
+			queue_store_done_fn *done, void *ctx)
+{
+	struct store_job *j = xcalloc(1, sizeof(*j));
+	const char *err = NULL;
+	j->kind = STORE_COMMIT;
+	memcpy(j->qid, env->qid, sizeof(j->qid));
+	j->content_fd = content_fd;
+	j->done = done;
+	j->ctx = ctx;
+	buf_init(&j->bytes, QFILE_FILE_MAX);
+	if (qfile_encode_env(env, &j->bytes, &err) < 0) {
+		/* validated before; a failure here is answered like an I/O error */
+		log_warning("%s: cannot encode envelope: %s", env->qid, err);
+		j->err = EINVAL;
+		struct queue_store *s = q->store;
+		pthread_mutex_lock(&s->lock);
+		*s->finished_tail = j;
+		s->finished_tail = &j->next;
+		pthread_mutex_unlock(&s->lock);
+		event_active(s->ev, EV_READ, 0);
+		return;
+	}
+	store_submit(q, j);
+}
+
+void queue_store_append(struct queue *q, enum queue_dir dir, const char *qid, struct buf *bytes,
+			long long keep_len, queue_store_done_fn *done, void *ctx)
+{
+	struct store_job *j = xcalloc(1, sizeof(*j));
+	j->kind = STORE_APPEND;
+	memcpy(j->qid, qid, QFILE_ID_LEN + 1);
+	j->content_fd = -1;
+	j->dir = dir;
+	j->keep_len = keep_len;
+	j->bytes = *bytes; /* take the buffer */
+	buf_init(bytes, bytes->max);
+	j->done = done;
+	j->ctx = ctx;
+	store_submit(q, j);
+}
+
+/* ---- plain file operations (loop thread) ---- */
+
+void queue_store_remove(struct queue *q, enum queue_dir dir, const char *qid)
+{
+	/* envelope first: content without an envelope is garbage at restart */
+	if (unlinkat(q->dfd[dir], qid, 0) < 0 && errno != ENOENT)
+		log_warning("%s: remove %s/%s: %s", qid, queue_dir_name(dir), qid, strerror(errno));
+	if (unlinkat(q->dfd[QD_CONTENT], qid, 0) < 0 && errno != ENOENT)
+		log_warning("%s: remove content/%s: %s", qid, qid, strerror(errno));
+	log_info("%s: removed", qid);
+}
+
+void queue_store_discard(struct queue *q, const char *qid)
+{
+	unlinkat(q->dfd[QD_CONTENT], qid, 0);
+}
+
+int queue_store_move(struct queue *q, enum queue_dir from, enum queue_dir to, const char *qid)
+{
+	if (from == to)
+		return 0;
+	return renameat(q->dfd[from], qid, q->dfd[to], qid);
+}
+
+void queue_store_corrupt(struct queue *q, enum queue_dir from, const char *qid, const char *reason)
+{
+	char cname[QFILE_ID_LEN + 16];
+	snprintf(cname, sizeof(cname), "%s.content", qid);
+	if (renameat(q->dfd[from], qid, q->dfd[QD_CORRUPT], qid) < 0) {
+		log_warning("%s: cannot move corrupt queue file %s/%s to corrupt/: %s", qid,
+			    queue_dir_name(from), qid, strerror(errno));
+		return;
+	}
+	renameat(q->dfd[QD_CONTENT], qid, q->dfd[QD_CORRUPT], cname);
+	fsync(q->dfd[QD_CORRUPT]);
+	log_warning("%s: corrupt queue file %s/%s (%s): moved to corrupt/", qid, queue_dir_name(from),
+		    qid, reason);
+}
+
+int queue_store_load(struct queue *q, enum queue_dir dir, const char *qid, struct qfile_env *env,
+		     const char **error_r)
+{
+	struct buf b;
+	if (qfile_read_file(q->dfd[dir], qid, &b) < 0) {
+		*error_r = errno == EFBIG ? "file too large" : strerror(errno);
+		if (errno != ENOENT)
+			errno = errno == EFBIG ? EINVAL : errno;
+		return -1;
+	}
+	int rc = qfile_parse(b.data, b.len, env, error_r);
+	if (rc == 0 && strcmp(env->qid, qid) != 0) {
+		qfile_env_free(env);
+		*error_r = "queue ID record does not match the file name";
+		rc = -1;
+	}
+	buf_free(&b);
+	if (rc < 0)
+		errno = EINVAL;
+	return rc;
+}
+
+/* Call fn for every queue-ID-named entry of dir; other names are reported. */
+static void store_each(struct queue *q, enum queue_dir d, void (*fn)(struct queue *, enum queue_dir,
+								     const char *))
+{
+	int fd = openat(q->dfd[d], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	if (dir == NULL) {
+		if (fd >= 0)
+			close(fd);
+		log_warning("cannot scan %s/: %s", queue_dir_name(d), strerror(errno));
+		return;
+	}
+	struct dirent *e;
+	while ((e = readdir(dir)) != NULL) {
+		if (e->d_name[0] == '.')
+			continue;
+		fn(q, d, e->d_name);
+	}
+	closedir(dir);
+}
+
+static void recover_incoming(struct queue *q, enum queue_dir d, const char *name)
+{
+	/* an envelope that was never renamed was never acknowledged */
+	unlinkat(q->dfd[d], name, 0);
+}
+
+static void recover_ids(struct queue *q, enum queue_dir d, const char *name)
+{
+	uint64_t v = qfile_id_value(name);
+	if (v > q->last_id)
+		q->last_id = v;
+}
+
+static void recover_content(struct queue *q, enum queue_dir d, const char *name)
+{
+	if (!qfile_id_valid(name)) {
+		log_warning("unexpected file content/%s left alone", name);
+		return;
+	}
+	recover_ids(q, d, name);
+	struct stat st;
+	for (int k = QD_ACTIVE; k <= QD_HOLD; k++)
+		if (fstatat(q->dfd[k], name, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			return;
+	/* content without a committed envelope: a transaction that never
+	 * committed (or a message whose removal was interrupted) */
+	if (unlinkat(q->dfd[d], name, 0) == 0)
+		log_info("%s: removed uncommitted content", name);
+}
+
+void queue_store_recover(struct queue *q)
+{
+	store_each(q, QD_INCOMING, recover_incoming);
+	for (int k = QD_ACTIVE; k <= QD_CORRUPT; k++)
+		store_each(q, (enum queue_dir)k, recover_ids);
+	store_each(q, QD_CONTENT, recover_content);
+}
