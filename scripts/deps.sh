@@ -16,11 +16,11 @@ BUILD_PKGS=(
 TEST_PKGS=(
   clang libclang-rt-14-dev          # fuzz targets (POSTERN_FUZZ), LeakSanitizer runtime
   python3 python3-pytest            # integration and interop tests
-  swaks                             # SMTP client peer
+  swaks libnet-ssleay-perl          # SMTP client peer (+ its STARTTLS support)
   postfix postfix-lmdb postfix-pcre # Postfix as sender, receiver, smtp-source/smtp-sink
   dovecot-core dovecot-imapd dovecot-pop3d dovecot-lmtpd  # mailbox readers
   pflogsumm                         # log compatibility
-  opendkim opendkim-tools opendmarc miltertest spfquery   # milter peers
+  opendkim opendkim-tools opendmarc miltertest spfquery publicsuffix openssl  # milter peers; PSL for postern-dmarc
   dnsmasq-base                      # DNS on loopback
   python3-milter                    # scriptable milters in tests
   lmdb-utils iproute2 procps psmisc util-linux e2fsprogs

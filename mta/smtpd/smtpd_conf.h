@@ -1,0 +1,90 @@
+/*
+ * smtpd_conf.h - what smtpd derives from main.cf once: the struct cfg with
+ * -o overrides applied, the opened lookup tables of the recipient checks,
+ * the parsed mynetworks, the TLS context. Sessions hold a reference, so a
+ * session keeps the configuration it started with.
+ *
+ * Tests: tests/integration/test_smtpd_*.py (through the daemon).
+ */
+#ifndef POSTERN_SMTPD_CONF_H
+#define POSTERN_SMTPD_CONF_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include <openssl/ssl.h>
+
+#include "lib/cfg.h"
+#include "lib/table.h"
+#include "mta/smtpd/smtpd_data.h"
+
+struct smtpd_net {
+	int family;          /* AF_INET or AF_INET6 */
+	unsigned char a[16]; /* network address */
+	unsigned prefix;     /* prefix length */
+};
+
+/* A Postfix domain list: plain names, and tables in which the domain is
+ * looked up as a key (virtual_mailbox_domains = $virtual_mailbox_maps). */
+struct smtpd_domains {
+	char *names;              /* the list text (plain names are matched from it) */
+	struct table_list *tables; /* table entries of the list, or NULL */
+};
+
+struct smtpd_conf {
+	int refs;                      /* sessions + the server */
+	struct cfg *cfg;               /* owned; overrides applied */
+	struct smtpd_net *nets;        /* mynetworks */
+	size_t n_nets;                 /* entries in nets */
+	struct smtpd_net *bare_lf_exempt; /* smtpd_forbid_bare_newline_exclusions */
+	size_t n_bare_lf_exempt;       /* entries */
+	struct smtpd_domains mydest;   /* mydestination */
+	struct smtpd_domains vmbox_domains; /* virtual_mailbox_domains */
+	struct smtpd_domains valias_domains; /* virtual_alias_domains */
+	struct smtpd_domains relay;    /* relay_domains */
+	struct table_list *local_rcpt; /* local_recipient_maps, NULL when empty */
+	struct table_list *vmbox;      /* virtual_mailbox_maps, NULL when empty */
+	struct table_list *valias;     /* virtual_alias_maps, NULL when empty */
+	struct table_list *relay_rcpt; /* relay_recipient_maps, NULL when empty */
+	char *table_error;             /* first table that failed to open: lookups
+	                                * in its role tempfail */
+	enum smtpd_bare_lf bare_lf;    /* smtpd_forbid_bare_newline */
+	bool bare_lf_note;             /* "note": log notes=bare_lf */
+	SSL_CTX *tls;                  /* STARTTLS context, NULL when no certificate */
+	bool tls_required;             /* smtpd_tls_security_level = encrypt */
+	bool wrapper;                  /* smtpd_tls_wrappermode */
+	char *banner;                  /* "220 " + smtpd_banner, ready to send */
+	char *tls_warning;             /* why STARTTLS is off although configured, or NULL
+	                                * (logged by the caller once logging is set up) */
+};
+
+/*
+ * Load CONFDIR/main.cf, apply the "name=value" overrides (-o), open tables
+ * and TLS. Returns a conf with one reference, or NULL with *error_r
+ * (owned by the module, valid until the next call). A table that cannot be
+ * opened is logged and makes its lookups tempfail (451), not fatal.
+ */
+struct smtpd_conf *smtpd_conf_load(const char *confdir, char **overrides, size_t n_overrides,
+				   const char **error_r);
+void smtpd_conf_ref(struct smtpd_conf *c);
+/* Drop one reference; frees at zero; *c becomes NULL. */
+void smtpd_conf_unref(struct smtpd_conf **c);
+
+/* Is the address in the list of networks? */
+bool smtpd_conf_net_match(const struct smtpd_net *nets, size_t n, const struct sockaddr *sa);
+
+/*
+ * Parse a mynetworks-style list ("127.0.0.0/8 [::1]/128 10.1.2.3") into an
+ * owned array (*n_r entries). Entries that are not networks are warned about
+ * and skipped. Returns the array (maybe NULL when empty).
+ */
+struct smtpd_net *smtpd_conf_parse_nets(const char *list, size_t *n_r);
+
+/*
+ * Is domain in the list? 1 yes, 0 no, -1 table error (*error_r).
+ * subdomains: parent_domain_matches_subdomains semantics (relay_domains).
+ */
+int smtpd_conf_domain_match(const struct smtpd_domains *d, struct str domain, bool subdomains,
+			    const char **error_r);
+
+#endif
