@@ -15,7 +15,8 @@ enum ipc_type {
 	/* ---- smtpd -> queue: building one message ------------------------ */
 	IPC_Q_OPEN = 1,     /* ask for a new queue file. no fields.
 	                     * reply IPC_Q_OPENED or IPC_Q_ERROR */
-	IPC_Q_OPENED = 2,   /* queue -> smtpd: cstr qid; fd = the content file,
+	IPC_Q_OPENED = 2,   /* queue -> smtpd: cstr qid (QFILE_ID_LEN uppercase hex
+	                     * digits, lib/qfile.h); fd = the content file,
 	                     * opened read/write at offset 0, empty. smtpd writes
 	                     * the message content (see below) and never reads back
 	                     * anything it did not write. */
@@ -25,7 +26,9 @@ enum ipc_type {
 	IPC_Q_RCPT = 4,     /* cstr qid, cstr recipient, cstr orcpt (DSN ORCPT as
 	                     * "type;address", "" none), u32 notify (IPC_QN_*).
 	                     * Once per accepted recipient, in RCPT order. */
-	IPC_Q_COMMIT = 5,   /* cstr qid, u64 content size in bytes,
+	IPC_Q_COMMIT = 5,   /* cstr qid, u64 content size in bytes (the whole
+	                     * content file, Received header included; the queue
+	                     * checks it against fstat),
 	                     * i64 arrival time (microseconds since the epoch),
 	                     * cstr client hostname ("unknown" when none),
 	                     * cstr client address, u32 client port,
@@ -95,10 +98,13 @@ enum ipc_type {
  *                                     fd 3: channel to master (unused yet)
  *                                     fd 4: channel to queue
  *                                     fd 5.. : listening sockets, count in
- *                                     env POSTERN_LISTEN_FDS, in master.cf
- *                                     order; fds with env POSTERN_TLS_WRAPPER
- *                                     list (comma-separated indexes) use
- *                                     implicit TLS.
+ *                                     env POSTERN_LISTEN_FDS. One smtpd runs
+ *                                     per master.cf service, so implicit TLS
+ *                                     is that service's -o
+ *                                     smtpd_tls_wrappermode=yes (smtpd also
+ *                                     honours env POSTERN_TLS_WRAPPER, a
+ *                                     comma-separated list of fd indexes,
+ *                                     which master does not set).
  */
 
 #endif

@@ -9,6 +9,7 @@ writes a Maildir file) and plays smtpd on those channels. The real master,
 smtpd and postern-lda are exercised together by the end-to-end tests.
 """
 import os
+import re
 import signal
 import sys
 import threading
@@ -50,9 +51,13 @@ def test_accept_and_deliver_to_virtual_maildir(q):
     # the LDA was asked exactly as documented
     kind, args, _env = q.deliveries[0]
     assert kind == ipc.MD_LDA
-    assert args == ["postern-lda", "-f", "alice@example.org", "-a", "ann@virt.test",
-                    "-r", "ann@virt.test", "-d", "ann@virt.test",
-                    "--maildir", os.path.join(q.vmail, "ann/"), "-e"]
+    assert args[:-2] == ["postern-lda", "-f", "alice@example.org", "-a", "ann@virt.test",
+                         "-r", "ann@virt.test", "-d", "ann@virt.test",
+                         "--maildir", os.path.join(q.vmail, "ann/"), "-e"]
+    # the same delivery ID on every attempt: arrival seconds, queue ID,
+    # recipient index, hash of the target
+    assert args[-2] == "--delivery-id"
+    assert re.fullmatch(r"\d+\.%s_0_[0-9A-F]{8}" % qid, args[-1]), args[-1]
     wait_for(lambda: not q.files("active") and not q.files("content"), what="queue empty")
 
 

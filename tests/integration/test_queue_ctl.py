@@ -132,7 +132,7 @@ def test_other_users_are_refused():
 def test_hold_and_delete_while_delivering(tmp_path):
     """With one delivery at a time: the running one finishes, a held
     message waits in hold/, a deleted one is never delivered."""
-    h = ipc.QueueHarness(tmp_path, BIN, "default_destination_concurrency_limit = 1\n").start()
+    h = ipc.QueueHarness(tmp_path, BIN, "local_destination_concurrency_limit = 1\n").start()
     try:
         h.hold_deliveries.clear()
         s = h.smtpd()
