@@ -39,7 +39,8 @@ def run_source(port, messages, sessions, size, rcpt):
 def bench_sink(a):
     from pylib.util import free_port, wait_for_greeting
     port = free_port()
-    sink = subprocess.Popen(["/usr/sbin/smtp-sink", "-c", "127.0.0.1:%d" % port, "1000"],
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    sink = subprocess.Popen(["/usr/sbin/smtp-sink"] + user + ["127.0.0.1:%d" % port, "1000"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         wait_for_greeting(port)

@@ -27,7 +27,8 @@ struct ipc_chan {
 	struct ipc_out **tail;
 	size_t pending;           /* entries in the FIFO */
 	bool closed;              /* close callback already called */
-	bool *freed;              /* set when freed inside a callback */
+	bool in_callback;         /* a callback of ours is running */
+	bool zombie;              /* freed inside a callback: free on return */
 	ipc_chan_recv_fn *recv;
 	ipc_chan_close_fn *close;
 	void *ctx;
@@ -43,14 +44,15 @@ static void ipc_chan_fail(struct ipc_chan *c, const char *reason)
 	c->close(c, reason, c->ctx);
 }
 
+static void ipc_chan_release(struct ipc_chan *c);
+
 static void ipc_chan_on_read(evutil_socket_t fd, short what, void *arg)
 {
 	struct ipc_chan *c = arg;
-	bool freed = false;
 
-	c->freed = &freed;
+	c->in_callback = true;
 	/* bounded batch so one busy peer cannot starve the others */
-	for (int i = 0; i < 64 && !c->closed; i++) {
+	for (int i = 0; i < 64 && !c->closed && !c->zombie; i++) {
 		struct ipc_msg m;
 		const char *err = NULL;
 		int r = ipc_recv(c->fd, &m, &err);
@@ -65,11 +67,10 @@ static void ipc_chan_on_read(evutil_socket_t fd, short what, void *arg)
 		}
 		c->recv(c, &m, c->ctx);
 		ipc_msg_free(&m);
-		if (freed)
-			return;
 	}
-	if (!freed) /* the close callback may have freed the channel */
-		c->freed = NULL;
+	c->in_callback = false;
+	if (c->zombie) /* the owner freed the channel from a callback */
+		ipc_chan_release(c);
 }
 
 static void ipc_chan_on_write(evutil_socket_t fd, short what, void *arg)
@@ -80,7 +81,11 @@ static void ipc_chan_on_write(evutil_socket_t fd, short what, void *arg)
 		if (ipc_send(c->fd, &o->msg) < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)
 				return; /* stay armed */
+			c->in_callback = true;
 			ipc_chan_fail(c, strerror(errno));
+			c->in_callback = false;
+			if (c->zombie)
+				ipc_chan_release(c);
 			return;
 		}
 		c->head = o->next;
@@ -157,8 +162,20 @@ void ipc_chan_free(struct ipc_chan **cp)
 	if (c == NULL)
 		return;
 	*cp = NULL;
-	if (c->freed)
-		*c->freed = true;
+	if (c->in_callback) {
+		/* still on the stack of on_read/on_write: stop everything now,
+		 * release the memory when that frame returns */
+		c->zombie = true;
+		c->closed = true;
+		event_del(c->rd);
+		event_del(c->wr);
+		return;
+	}
+	ipc_chan_release(c);
+}
+
+static void ipc_chan_release(struct ipc_chan *c)
+{
 	event_free(c->rd);
 	event_free(c->wr);
 	while (c->head) {

@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@
 #include "lib/common.h"
 
 #define DELIVER_OUTPUT_MAX 512
+#define MASTER_DELIVER_NICE 10 /* priority of delivery processes */
 #define DELIVER_ARGS_MAX 64
 
 struct master_delivery {
@@ -266,6 +268,11 @@ void master_deliver_request(struct master *m, struct ipc_msg *msg)
 		if (dup2(msg->fd, 0) < 0 || dup2(pipefd[1], 1) < 0 || dup2(pipefd[1], 2) < 0)
 			_exit(71);
 		close_range(3, ~0U, 0);
+		/* a waiting SMTP client comes before a mailbox write: deliveries
+		 * yield the CPU to smtpd and the queue under load */
+		if (setpriority(PRIO_PROCESS, 0, MASTER_DELIVER_NICE) < 0) {
+			/* not fatal: deliver at normal priority */
+		}
 		if (*cwd && chdir(cwd) < 0 && chdir("/") < 0)
 			_exit(71);
 		execve(prog, (char **)exec_argv, envp);

@@ -290,7 +290,7 @@ static sfsistat x_eom(SMFICTX *ctx)
 	logline("eom %s", hex);
 	free(hex);
 	for (int i = 0; i < n_mods; i++) {
-		char *copy = xstrdup(mods[i]), *f[5];
+		char *copy = xstrdup(mods[i]), *f[5] = { NULL };
 		int n = split(copy, f, 5);
 		int rc = MI_SUCCESS;
 		if (strcmp(f[0], "addheader") == 0 && n >= 3) {
