@@ -17,6 +17,7 @@
 #include "lib/buf.h"
 #include "lib/cfg_int.h"
 #include "lib/log.h"
+#include "lib/fileio.h"
 #include "lib/common.h"
 
 /* ---- problem reports ---- */
@@ -59,52 +60,11 @@ void cfg_report_add(struct cfg_report *r, int line, bool warning, const char *fm
 
 int cfg_read_file(const char *path, size_t max, char **data_r, size_t *len_r)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	struct buf b;
+	if (file_read_all(AT_FDCWD, path, 0, max, &b) < 0)
 		return -1;
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
-		return -1;
-	}
-	size_t cap = 4096, len = 0;
-	char *data = xmalloc(cap + 1);
-	for (;;) {
-		if (len == cap) {
-			if (cap >= max) {
-				free(data);
-				close(fd);
-				errno = EFBIG;
-				return -1;
-			}
-			cap = cap * 2 > max ? max : cap * 2;
-			data = xrealloc(data, cap + 1);
-		}
-		ssize_t n = read(fd, data + len, cap - len);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			int e = errno;
-			free(data);
-			close(fd);
-			errno = e;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	data[len] = 0;
-	*data_r = data;
-	*len_r = len;
+	*len_r = b.len;
+	*data_r = b.data ? b.data : xstrdup("");
 	return 0;
 }
 

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "lib/qfile.h"
+#include "lib/fileio.h"
 #include "lib/common.h"
 
 #define QFILE_REC_OVERHEAD 9 /* type + length + crc */
@@ -631,48 +632,6 @@ fail:
 
 int qfile_read_file(int dirfd, const char *name, struct buf *out)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return -1;
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		errno = EINVAL;
-		return -1;
-	}
-	if (st.st_size > QFILE_FILE_MAX) {
-		close(fd);
-		errno = EFBIG;
-		return -1;
-	}
-	buf_init(out, QFILE_FILE_MAX);
-	char chunk[65536];
-	for (;;) {
-		ssize_t n = read(fd, chunk, sizeof(chunk));
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			close(fd);
-			buf_free(out);
-			errno = e;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		if (buf_append(out, chunk, (size_t)n) < 0) {
-			close(fd);
-			buf_free(out);
-			errno = EFBIG;
-			return -1;
-		}
-	}
-	close(fd);
-	return 0;
+	/* not following a symlink: a queue file is never one */
+	return file_read_all(dirfd, name, O_NOFOLLOW, QFILE_FILE_MAX, out);
 }

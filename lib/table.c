@@ -18,6 +18,7 @@
 #include "lib/log.h"
 #include "lib/table.h"
 #include "lib/table_int.h"
+#include "lib/fileio.h"
 #include "lib/common.h"
 
 static char table_errbuf[1024];
@@ -43,52 +44,11 @@ char *table_fold(const char *s)
 
 int table_read_file(const char *path, char **data_r, size_t *len_r)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
+	struct buf b;
+	if (file_read_all(AT_FDCWD, path, 0, TABLE_FILE_MAX, &b) < 0)
 		return -1;
-	struct stat st;
-	if (fstat(fd, &st) < 0) {
-		int e = errno;
-		close(fd);
-		errno = e;
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		errno = S_ISDIR(st.st_mode) ? EISDIR : EINVAL;
-		return -1;
-	}
-	size_t cap = 4096, len = 0;
-	char *data = xmalloc(cap + 1);
-	for (;;) {
-		if (len == cap) {
-			if (cap >= TABLE_FILE_MAX) {
-				free(data);
-				close(fd);
-				errno = EFBIG;
-				return -1;
-			}
-			cap *= 2;
-			data = xrealloc(data, cap + 1);
-		}
-		ssize_t n = read(fd, data + len, cap - len);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			int e = errno;
-			free(data);
-			close(fd);
-			errno = e;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		len += (size_t)n;
-	}
-	close(fd);
-	data[len] = 0;
-	*data_r = data;
-	*len_r = len;
+	*len_r = b.len;
+	*data_r = b.data ? b.data : xstrdup("");
 	return 0;
 }
 

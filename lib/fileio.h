@@ -1,0 +1,23 @@
+/*
+ * fileio.h - reading a whole configuration, table or queue file at once.
+ *
+ * One bounded reader for every file Postern reads whole: it refuses what is
+ * not a regular file and anything larger than the caller's limit, so a
+ * hostile or mistaken file cannot make a reader allocate without bound.
+ */
+#ifndef POSTERN_FILEIO_H
+#define POSTERN_FILEIO_H
+
+#include "lib/buf.h"
+
+/*
+ * Read the regular file path (relative to dirfd; AT_FDCWD for a plain path)
+ * into out, which is initialised here with maximum max (the caller frees it,
+ * also on failure). oflags adds open flags (O_NOFOLLOW for queue files).
+ * Returns 0, or -1 with errno: from open/read, EISDIR for a directory,
+ * EINVAL for another non-regular file, EFBIG when larger than max.
+ * Blocks on the file read only.
+ */
+int file_read_all(int dirfd, const char *path, int oflags, size_t max, struct buf *out);
+
+#endif
