@@ -1,54 +1,28 @@
 """postern-lda into mbox: format, locking, 50 concurrent writers, lock
 timeouts, and kill -9 in the middle of writing (Maildir and mbox)."""
-import atexit
 import fcntl
 import os
-import pwd
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 
 import pytest
 
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from pylib.runas import ROOT, USER, as_user, reachable_bin  # noqa: E402
+
 BIN = os.environ.get("POSTERN_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
 LDA = os.path.join(BIN, "postern-lda")
-ROOT = os.getuid() == 0
-USER = pwd.getpwnam("posterntest") if ROOT else pwd.getpwuid(os.getuid())
 FROM_LINE = re.compile(rb"^From (\S+) (Mon|Tue|Wed|Thu|Fri|Sat|Sun) "
                        rb"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-9]\d "
                        rb"\d\d:\d\d:\d\d \d{4}$")
 
 
-def as_user():
-    if ROOT:
-        os.setgroups([])
-        os.setgid(USER.pw_gid)
-        os.setuid(USER.pw_uid)
-
-
-def user_reachable(path):
-    """The LDA binary as the test user can run it: the build tree may sit
-    below a directory only root may enter (e.g. /root); then a copy in a
-    world-readable temp dir is used."""
-    if not ROOT:
-        return path
-    try:
-        subprocess.run([path, "--version"], preexec_fn=as_user, capture_output=True, timeout=60)
-        return path
-    except PermissionError:
-        d = tempfile.mkdtemp(prefix="lda-bin-")
-        os.chmod(d, 0o755)
-        atexit.register(shutil.rmtree, d, True)
-        dst = os.path.join(d, "postern-lda")
-        shutil.copy2(path, dst)
-        os.chmod(dst, 0o755)
-        return dst
-
-
-LDA = user_reachable(LDA)
+LDA = os.path.join(reachable_bin(BIN), "postern-lda")
 
 def start(args, data=None):
     return subprocess.Popen([LDA] + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -248,7 +222,7 @@ def test_kill9_during_mbox_append_is_cut_back(w):
 def test_spool_without_dotlock_permission_uses_fcntl_alone(w):
     """Like Debian's /var/mail (root:mail 2775) for a user outside group mail."""
     if not ROOT:
-        pytest.skip("needs root to make a spool the user cannot write")
+        pytest.fail("needs root to make a spool the user cannot write (CI runs as root)")
     spool = os.path.join(w, "spool")
     os.mkdir(spool, 0o755)                     # owned by root
     mbox = os.path.join(spool, USER.pw_name)

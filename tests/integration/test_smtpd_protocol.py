@@ -195,7 +195,7 @@ def test_swaks_delivers(smtpd_factory):
     swaks = shutil.which("swaks")
     if swaks is None:
         import pytest
-        pytest.skip("swaks not installed")
+        pytest.fail("swaks not installed (scripts/deps.sh installs it)")
     r = subprocess.run([swaks, "--server", "127.0.0.1", "--port", str(s.port), "--from", "x@client.test",
                         "--to", "bob@example.test", "--pipeline", "--header", "Subject: swaks"],
                        capture_output=True, timeout=30)

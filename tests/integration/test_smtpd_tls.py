@@ -125,7 +125,7 @@ def test_wrapper_mode(smtpd_factory, cert):
 def test_swaks_starttls(smtpd_factory, cert):
     swaks = shutil.which("swaks")
     if swaks is None:
-        pytest.skip("swaks not installed")
+        pytest.fail("swaks not installed (scripts/deps.sh installs it)")
     s = smtpd_factory(main_cf=tls_conf(cert))
     r = subprocess.run([swaks, "--server", "127.0.0.1", "--port", str(s.port), "--tls",
                         "--from", "x@client.test", "--to", "alice@example.test"],

@@ -28,7 +28,8 @@ from pylib.postfix import Listener, Postfix, milter_ready  # noqa: E402
 from pylib.util import BIN, free_port, stop, wait_for  # noqa: E402
 
 # A private Postfix and UserID postern need root (as CI runs the tests).
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+if os.geteuid() != 0:
+    raise RuntimeError("these tests need root (CI runs as root)")
 
 PS = os.path.join(BIN, "postern-spf")
 RCPT = "a@r.test"

@@ -2,11 +2,9 @@
 IMAP and POP3 byte for byte, RFC822.SIZE equal to the ,W= in the file name,
 sizes from ,S= honoured, flags as for new mail, and `doveadm force-resync`
 has nothing to repair. Both a Maildir (with a Maildir++ folder) and an mbox."""
-import atexit
 import imaplib
 import os
 import poplib
-import pwd
 import re
 import shutil
 import subprocess
@@ -17,11 +15,10 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from pylib.dovecot import Dovecot, DovecotUser  # noqa: E402
+from pylib.runas import ROOT, USER, as_user, reachable_bin  # noqa: E402
 
 BIN = os.environ.get("POSTERN_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
 LDA = os.path.join(BIN, "postern-lda")
-ROOT = os.getuid() == 0
-USER = pwd.getpwnam("posterntest") if ROOT else pwd.getpwuid(os.getuid())
 
 MESSAGES = [
     b"From: a@example.net\r\nTo: bob@example.org\r\nSubject: plain\r\n\r\nHello Bob.\r\n",
@@ -35,33 +32,7 @@ MESSAGES = [
 ]
 
 
-def as_user():
-    if ROOT:
-        os.setgroups([])
-        os.setgid(USER.pw_gid)
-        os.setuid(USER.pw_uid)
-
-
-def user_reachable(path):
-    """The LDA binary as the test user can run it: the build tree may sit
-    below a directory only root may enter (e.g. /root); then a copy in a
-    world-readable temp dir is used."""
-    if not ROOT:
-        return path
-    try:
-        subprocess.run([path, "--version"], preexec_fn=as_user, capture_output=True, timeout=60)
-        return path
-    except PermissionError:
-        d = tempfile.mkdtemp(prefix="lda-bin-")
-        os.chmod(d, 0o755)
-        atexit.register(shutil.rmtree, d, True)
-        dst = os.path.join(d, "postern-lda")
-        shutil.copy2(path, dst)
-        os.chmod(dst, 0o755)
-        return dst
-
-
-LDA = user_reachable(LDA)
+LDA = os.path.join(reachable_bin(BIN), "postern-lda")
 
 def deliver(args, data):
     p = subprocess.run([LDA] + args, input=data, capture_output=True, preexec_fn=as_user, timeout=60)

@@ -4,12 +4,9 @@ home_mailbox in DIR/main.cf. Mail sent over SMTP lands in ~/<home_mailbox>
 once, with Postfix's own envelope headers kept and not doubled, and a
 postern-lda failure line ("4.2.2 ...") becomes Postfix's deferral reason
 and DSN."""
-import atexit
 import os
-import pwd
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
 
@@ -18,39 +15,13 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from pylib.postfix import Postfix  # noqa: E402
 from pylib.util import wait_for  # noqa: E402
+from pylib.runas import USER, reachable_bin  # noqa: E402
 
 BIN = os.environ.get("POSTERN_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
-LDA = os.path.abspath(os.path.join(BIN, "postern-lda"))
-
 if os.getuid() != 0:
-    pytest.skip("Postfix local(8) delivery needs root", allow_module_level=True)
-USER = pwd.getpwnam("posterntest")
+    raise RuntimeError("Postfix local(8) delivery needs root (CI runs as root)")
 RCPT = "posterntest@local.test"
-
-
-def as_user():
-    os.setgroups([])
-    os.setgid(USER.pw_gid)
-    os.setuid(USER.pw_uid)
-
-
-def user_reachable(path):
-    """The LDA binary as posterntest (whom Postfix runs it as) can run it: a
-    copy in a world-readable temp dir when the build tree is root-only."""
-    try:
-        subprocess.run([path, "--version"], preexec_fn=as_user, capture_output=True, timeout=60)
-        return path
-    except PermissionError:
-        d = tempfile.mkdtemp(prefix="lda-bin-")
-        os.chmod(d, 0o755)
-        atexit.register(shutil.rmtree, d, True)
-        dst = os.path.join(d, "postern-lda")
-        shutil.copy2(path, dst)
-        os.chmod(dst, 0o755)
-        return dst
-
-
-LDA = user_reachable(LDA)
+LDA = os.path.join(reachable_bin(BIN), "postern-lda")
 
 
 @pytest.fixture(scope="module")

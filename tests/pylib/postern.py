@@ -27,19 +27,9 @@ import signal
 import subprocess
 import tempfile
 
-from . import util
+from . import runas, util
 
-TEST_USER = "posterntest"
-
-
-def _drop_to(user):
-    pw = pwd.getpwnam(user)
-
-    def preexec():
-        os.setgroups([])
-        os.setgid(pw.pw_gid)
-        os.setuid(pw.pw_uid)
-    return preexec, pw
+TEST_USER = runas.TEST_USER
 
 
 class Postern:
@@ -95,9 +85,7 @@ class Postern:
             f.write(self.master_cf)
 
     def _preexec(self):
-        if self.run_as:
-            return _drop_to(self.run_as)[0]
-        return None
+        return runas.as_user if self.run_as else None
 
     def env(self):
         e = dict(os.environ)
@@ -107,7 +95,7 @@ class Postern:
 
     def start(self, wait=True):
         self.proc = subprocess.Popen(
-            [os.path.join(util.BIN, "postern"), "-c", self.conf, "start-fg"],
+            [os.path.join(runas.reachable_bin(util.BIN), "postern"), "-c", self.conf, "start-fg"],
             preexec_fn=self._preexec(), env=self.env(),
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         if wait:
@@ -156,7 +144,8 @@ class Postern:
 
     def cli(self, *args, check=False, input=None):
         """Run `postern -c CONF args...` as the instance's user."""
-        return subprocess.run([os.path.join(util.BIN, "postern"), "-c", self.conf] + list(args),
+        return subprocess.run([os.path.join(runas.reachable_bin(util.BIN), "postern"), "-c", self.conf]
+                              + list(args),
                               preexec_fn=self._preexec(), env=self.env(), input=input,
                               capture_output=True, check=check)
 
