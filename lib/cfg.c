@@ -953,6 +953,17 @@ static bool cfg_is_table_list(const struct cfg_param *p)
 /* Open every table list of a configuration that loads: a table that cannot
  * be opened is an error, one whose lookups fail (an lmdb: table not built
  * yet) a warning. */
+/* True when a table list uses the table type ("hash:"), as a whole word
+ * (so texthash: is not hash:), also behind proxy:. */
+static bool cfg_names_table_type(const char *list, const char *type)
+{
+	size_t n = strlen(type);
+	for (const char *p = list; (p = strstr(p, type)) != NULL; p += n)
+		if (p == list || strchr(" \t,{:", p[-1]) != NULL)
+			return true;
+	return false;
+}
+
 static void cfg_check_tables(struct cfg *cfg, struct cfg_report *r)
 {
 	struct cfg_priv *pv = cfg->priv;
@@ -972,7 +983,7 @@ static void cfg_check_tables(struct cfg *cfg, struct cfg_report *r)
 			cfg_report_add(r, line, false, "%s%s: %s", name, how, err);
 			continue;
 		}
-		if (strstr(pv->val[i], "hash:") != NULL || strstr(pv->val[i], "btree:") != NULL)
+		if (cfg_names_table_type(pv->val[i], "hash:") || cfg_names_table_type(pv->val[i], "btree:"))
 			cfg_report_add(r, line, true, "%s%s: hash: and btree: tables are read as lmdb:", name,
 				       how);
 		char *v = NULL;

@@ -551,6 +551,13 @@ static void test_check_collects_all(void **state)
 	for (size_t i = 0; i < ARRAY_LEN(want_tables); i++)
 		if (strstr(buf_cstr(&r), want_tables[i]) == NULL)
 			fail_msg("report lacks \"%s\":\n%s", want_tables[i], buf_cstr(&r));
+	/* texthash: is not hash: (no lmdb: warning for it) */
+	buf_reset(&r);
+	char *th = xasprintf("alias_maps =\nvirtual_mailbox_maps = texthash:%s/main.cf\n", dir);
+	write_file(dir, "main.cf", th);
+	free(th);
+	assert_int_equal(cfg_check(dir, &r), 0);
+	assert_string_equal(buf_cstr(&r), "");
 	/* a clean configuration has no problems at all */
 	buf_reset(&r);
 	write_file(dir, "main.cf", "smtpd_timeout = 5\nalias_maps =\n");
