@@ -191,7 +191,7 @@ CFG_PARAM(TIME, smtp_helo_timeout, "300s", "s", "outbound wait for greeting and 
 CFG_PARAM(LIST, smtpd_milters, "", NULL, "milters for mail received over SMTP (unix:/path or inet:host:port)")
 CFG_PARAM(LIST, non_smtpd_milters, "", NULL, "milters for locally submitted mail")
 CFG_PARAM(INT, milter_protocol, "6", NULL, "milter protocol version offered (2..6)")
-CFG_PARAM(ENUM, milter_default_action, "tempfail", "accept|reject|tempfail|quarantine", "what to do when a milter fails")
+CFG_PARAM(ENUM, milter_default_action, "tempfail", "accept|reject|tempfail|quarantine|shutdown", "what to do when a milter fails")
 CFG_PARAM(TIME, milter_connect_timeout, "30s", "s", "milter connect timeout")
 CFG_PARAM(TIME, milter_command_timeout, "30s", "s", "milter per-command timeout")
 CFG_PARAM(TIME, milter_content_timeout, "300s", "s", "milter timeout for content and end of message")
@@ -205,3 +205,4 @@ CFG_PARAM(LIST, milter_end_of_header_macros, "i", NULL, "macros sent at end of h
 CFG_PARAM(LIST, milter_end_of_data_macros, "i", NULL, "macros sent at end of message")
 CFG_PARAM(STR, milter_macro_daemon_name, "$myhostname", NULL, "value of the {daemon_name} macro")
 CFG_PARAM(STR, milter_macro_v, "$mail_name $mail_version", NULL, "value of the v macro")
+CFG_PARAM(STR, milter_macro_defaults, "", NULL, "name=value pairs sent to milters for macros smtpd has no value for")

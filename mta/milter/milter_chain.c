@@ -892,6 +892,17 @@ int milter_chain_message(struct milter_chain *ch, const char *text, size_t len)
 	return milter_msg_parse(&ch->msg, text, len, &err);
 }
 
+int milter_chain_message_hide(struct milter_chain *ch, const char *text, size_t len,
+			      size_t n_hidden)
+{
+	const char *err;
+	if (milter_msg_parse(&ch->msg, text, len, &err) < 0)
+		return -1;
+	for (size_t i = 0; i < n_hidden && i < ch->msg.n; i++)
+		ch->msg.hdrs[i].hidden = true;
+	return 0;
+}
+
 void milter_chain_eom(struct milter_chain *ch)
 {
 	milter_chain_start(ch, MILTER_STAGE_EOM);

@@ -188,6 +188,11 @@ int milter_chain_header(struct milter_chain *ch, const char *name, const char *v
 int milter_chain_body(struct milter_chain *ch, const void *p, size_t n);
 /* Keep a whole message (headers, blank line, body; CRLF or LF). 0 or -1. */
 int milter_chain_message(struct milter_chain *ch, const char *text, size_t len);
+/* As milter_chain_message, and the first n_hidden headers of the message
+ * (our own Received: header) are kept but never shown to milters nor
+ * counted by CHGHEADER indices, as Postfix does. 0 or -1. */
+int milter_chain_message_hide(struct milter_chain *ch, const char *text, size_t len,
+			      size_t n_hidden);
 /* Run the content stages and END-OF-MESSAGE through every milter. The
  * verdict carries the edited message, the edits and the envelope. */
 void milter_chain_eom(struct milter_chain *ch);

@@ -93,7 +93,7 @@ int milter_conf_parse_time(const char *s, long long *ms_r);
  * text (normally cfg->smtpd_milters or cfg->non_smtpd_milters); macro lists,
  * timeouts, default action, protocol, {daemon_name} and v come from cfg.
  * macro_defaults is milter_macro_defaults text ("name=value, name=value"),
- * NULL for none (the parameter is not in lib/cfg_params.h yet).
+ * NULL or "" for none.
  * Returns an owned conf (free with milter_conf_free), or NULL with *error_r
  * (owned by the caller).
  */

@@ -200,7 +200,15 @@ int milter_msg_render(const struct milter_msg *m, struct buf *out)
 			return -1;
 		for (; *v; v++) {
 			if (*v == '\n') {
+				/* a line end inside a value only ever starts a
+				 * continuation line: a milter's value with a bare
+				 * line end (or one at its end) cannot start a new
+				 * header or end the header block */
+				if (v[1] == '\0')
+					continue;
 				if (buf_append(out, "\r\n", 2) < 0)
+					return -1;
+				if (v[1] != ' ' && v[1] != '\t' && buf_putc(out, '\t') < 0)
 					return -1;
 			} else if (*v == '\r') {
 				continue;

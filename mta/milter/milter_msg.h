@@ -80,6 +80,9 @@ char *milter_msg_value_in(const char *value, size_t len, bool leadspc);
 const char *milter_msg_value_out(const char *v, bool leadspc);
 
 /* Append the whole message (headers with CRLF, blank line, body) to out.
+ * A line end inside a header value that is not followed by a blank gets a
+ * TAB (it stays a continuation line), one at the very end is dropped: an
+ * edited value cannot add headers or end the header block.
  * Returns 0, or -1 when out's maximum is passed. */
 int milter_msg_render(const struct milter_msg *m, struct buf *out);
 

@@ -258,6 +258,17 @@ struct smtpd_conf *smtpd_conf_load(const char *confdir, char **overrides, size_t
 	c->bare_lf_note = strcasecmp(cfg->smtpd_forbid_bare_newline, "note") == 0;
 	c->banner = xasprintf("220 %s\r\n", cfg->smtpd_banner);
 	c->wrapper = cfg->smtpd_tls_wrappermode;
+	if (cfg->smtpd_milters[0] != '\0') {
+		char *merr = NULL;
+		c->milters = milter_conf_from_cfg(cfg, cfg->smtpd_milters, cfg->milter_macro_defaults,
+						  &merr);
+		if (c->milters == NULL) {
+			c->milter_error = xasprintf("smtpd_milters: %s", merr ? merr : "bad value");
+			free(merr);
+		} else if (c->milters->n == 0) {
+			milter_conf_free(&c->milters);
+		}
+	}
 	const char *level = cfg->smtpd_tls_security_level;
 	c->tls_required = strcmp(level, "encrypt") == 0 || cfg->smtpd_enforce_tls;
 	bool want_tls = strcmp(level, "none") != 0 &&
@@ -314,5 +325,7 @@ void smtpd_conf_unref(struct smtpd_conf **cp)
 		SSL_CTX_free(c->tls);
 	free(c->banner);
 	free(c->tls_warning);
+	milter_conf_free(&c->milters);
+	free(c->milter_error);
 	free(c);
 }

@@ -16,6 +16,7 @@
 
 #include "lib/cfg.h"
 #include "lib/table.h"
+#include "mta/milter/milter_conf.h"
 #include "mta/smtpd/smtpd_data.h"
 
 struct smtpd_net {
@@ -54,6 +55,9 @@ struct smtpd_conf {
 	bool tls_required;             /* smtpd_tls_security_level = encrypt */
 	bool wrapper;                  /* smtpd_tls_wrappermode */
 	char *banner;                  /* "220 " + smtpd_banner, ready to send */
+	struct milter_conf *milters;   /* smtpd_milters, NULL when empty or broken */
+	char *milter_error;            /* why smtpd_milters is unusable, or NULL
+	                                * (sessions are then refused 421 4.3.5) */
 	char *tls_warning;             /* why STARTTLS is off although configured, or NULL
 	                                * (logged by the caller once logging is set up) */
 };

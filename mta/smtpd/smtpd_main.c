@@ -176,6 +176,8 @@ int main(int argc, char **argv)
 		log_warning("%s", err);
 	if (srv->conf->tls_warning)
 		log_warning("%s", srv->conf->tls_warning);
+	if (srv->conf->milter_error)
+		log_warning("%s", srv->conf->milter_error);
 	srv->debug = getenv("POSTERN_SMTPD_DEBUG") != NULL;
 	srv->next_id = (uint32_t)getpid() << 12 | 1;
 

@@ -20,6 +20,7 @@
 #include <event2/buffer.h>
 
 #include "mta/smtpd/smtpd_message.h"
+#include "mta/smtpd/smtpd_milter.h"
 #include "mta/smtpd/smtpd_queue.h"
 #include "mta/smtpd/smtpd_reply.h"
 #include "lib/log.h"
@@ -208,6 +209,15 @@ void smtpd_message_on_opened(struct smtpd_server *srv, uint32_t id, const char *
 	}
 	snprintf(s->qid, sizeof(s->qid), "%s", qid);
 	s->content_fd = fd;
+	if (smtpd_milter_active(s)) {
+		smtpd_milter_data(s); /* the verdict continues below */
+		return;
+	}
+	smtpd_message_data_go(s);
+}
+
+void smtpd_message_data_go(struct smtpd_session *s)
+{
 	smtpd_message_begin(s);
 	if (s->bdat_used) {
 		smtpd_session_enter(s, SMTPD_ST_BDAT);
@@ -218,9 +228,9 @@ void smtpd_message_on_opened(struct smtpd_server *srv, uint32_t id, const char *
 	smtpd_session_resume(s);
 }
 
-static void smtpd_message_fail(struct smtpd_session *s, const char *reply)
+void smtpd_message_fail(struct smtpd_session *s, const char *reply)
 {
-	smtpd_reply_text(s, reply);
+	smtpd_reply_lines(s, reply);
 	smtpd_session_reset(s);
 	smtpd_session_enter(s, SMTPD_ST_CMD);
 }
@@ -270,6 +280,14 @@ void smtpd_message_end(struct smtpd_session *s)
 		smtpd_message_fail(s, "451 4.3.0 Error: queue file write error");
 		return;
 	}
+	if (smtpd_milter_active(s) && smtpd_milter_eom(s))
+		return; /* the verdict commits (smtpd_message_commit) */
+	smtpd_message_commit(s, size + s->header_len);
+}
+
+void smtpd_message_commit(struct smtpd_session *s, uint64_t total)
+{
+	struct smtpd_data *d = &s->data;
 	/* the content is complete: our descriptor is no longer needed */
 	if (s->content_fd >= 0)
 		close(s->content_fd);
@@ -280,7 +298,6 @@ void smtpd_message_end(struct smtpd_session *s)
 		buf_escape(&mid, d->msgid, d->msgid_len, SMTPD_DATA_MSGID_MAX);
 		log_info("%s: message-id=%s", s->qid, buf_cstr(&mid));
 	}
-	uint64_t total = size + s->header_len; /* the file: Received + content */
 	int r = smtpd_queue_commit(s, total, smtpd_reply_protocol(s), buf_cstr(&mid));
 	buf_free(&mid);
 	if (r < 0) {

@@ -25,6 +25,15 @@ bool smtpd_message_feed(struct smtpd_session *s, uint64_t limit, bool *ended);
 void smtpd_message_bdat_chunk_done(struct smtpd_session *s);
 /* Content complete: checks, envelope, commit (state WAIT_COMMIT). */
 void smtpd_message_end(struct smtpd_session *s);
+/* The queue file is open and the milters (if any) let DATA pass: start
+ * reading content (354, or the BDAT chunk). */
+void smtpd_message_data_go(struct smtpd_session *s);
+/* Send the envelope and commit a content file of total bytes (state
+ * WAIT_COMMIT); closes the content fd. */
+void smtpd_message_commit(struct smtpd_session *s, uint64_t total);
+/* Refuse the transaction with reply (may be multi-line, CRLF between
+ * lines), reset it (IPC_Q_ABORT), back to CMD. */
+void smtpd_message_fail(struct smtpd_session *s, const char *reply);
 /* smtpd_data_min_rate: is the client sending content too slowly? */
 bool smtpd_message_too_slow(struct smtpd_session *s);
 /* Close the content file and forget buffered content. */

@@ -49,6 +49,35 @@ int smtpd_reply_text(struct smtpd_session *s, const char *text)
 	return code;
 }
 
+int smtpd_reply_lines(struct smtpd_session *s, const char *text)
+{
+	int code = 0;
+	const char *p = text;
+	for (;;) {
+		size_t n = strcspn(p, "\r\n");
+		char line[520];
+		if (n > 510)
+			n = 510;
+		memcpy(line, p, n);
+		line[n] = '\0';
+		/* only the first line counts as an error */
+		if (code == 0) {
+			code = smtpd_reply_text(s, line);
+		} else {
+			bufferevent_write(s->bev, line, n);
+			bufferevent_write(s->bev, "\r\n", 2);
+		}
+		p += strcspn(p, "\r\n");
+		if (*p == '\r')
+			p++;
+		if (*p == '\n')
+			p++;
+		if (*p == '\0')
+			break;
+	}
+	return code;
+}
+
 int smtpd_reply(struct smtpd_session *s, const char *fmt, ...)
 {
 	char text[512];

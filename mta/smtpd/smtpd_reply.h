@@ -16,6 +16,9 @@
 int smtpd_reply(struct smtpd_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Queue a ready-made reply text (one line, no CRLF). */
 int smtpd_reply_text(struct smtpd_session *s, const char *text);
+/* A reply that may have several lines separated by CRLF (or LF), as a
+ * milter gives it: each line sent as is. Returns the code. */
+int smtpd_reply_lines(struct smtpd_session *s, const char *text);
 /* The multi-line EHLO reply. */
 void smtpd_reply_ehlo(struct smtpd_session *s);
 

@@ -24,6 +24,7 @@
 
 #include "mta/smtpd/smtpd_dns.h"
 #include "mta/smtpd/smtpd_message.h"
+#include "mta/smtpd/smtpd_milter.h"
 #include "mta/smtpd/smtpd_queue.h"
 #include "mta/smtpd/smtpd_reply.h"
 #include "mta/smtpd/smtpd_session.h"
@@ -44,6 +45,7 @@ const char *smtpd_state_name(enum smtpd_state st)
 	case SMTPD_ST_BDAT_SKIP: return "BDAT_SKIP";
 	case SMTPD_ST_WAIT_COMMIT: return "WAIT_COMMIT";
 	case SMTPD_ST_TLS: return "TLS";
+	case SMTPD_ST_MILTER: return "MILTER";
 	case SMTPD_ST_CLOSING: return "CLOSING";
 	case SMTPD_ST_DNS: return "DNS";
 	}
@@ -161,6 +163,7 @@ void smtpd_session_reset(struct smtpd_session *s)
 		smtpd_queue_abort(s->srv, s->qid);
 	s->qid[0] = '\0';
 	smtpd_message_content_close(s);
+	smtpd_milter_reset(s);
 	free(s->sender);
 	s->sender = NULL;
 	for (size_t i = 0; i < s->n_rcpts; i++) {
@@ -187,6 +190,7 @@ static void smtpd_session_free(struct smtpd_session *s)
 	struct smtpd_server *srv = s->srv;
 	smtpd_log_disconnect(s);
 	smtpd_session_reset(s);
+	smtpd_milter_free(s);
 	free(s->rcpts);
 	buf_free(&s->content);
 	free(s->helo);
@@ -260,6 +264,11 @@ static void smtpd_session_on_timer(evutil_socket_t fd, short what, void *arg)
 	if (s->state == SMTPD_ST_TLS) {
 		smtpd_log_after(s, "timeout");
 		smtpd_session_free(s);
+		return;
+	}
+	if (s->state == SMTPD_ST_MILTER) {
+		/* the chain's own timeouts (milter_*_timeout) bound this wait */
+		smtpd_session_arm(s);
 		return;
 	}
 	if (s->state != SMTPD_ST_CLOSING) {
@@ -539,6 +548,12 @@ static void smtpd_session_greet(struct smtpd_session *s)
 static void smtpd_session_on_event(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtpd_session *s = arg;
+	if ((what & BEV_EVENT_CONNECTED) && s->state == SMTPD_ST_MILTER && s->mwait == SMTPD_MW_CONNECT) {
+		/* implicit TLS is up before the milters' CONNECT verdict:
+		 * smtpd_session_greet_go greets once it comes */
+		s->tls = true;
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		/* TLS handshake done: RFC 3207 §4.2, forget everything */
 		bool implicit = !s->greeted;
@@ -610,7 +625,11 @@ void smtpd_session_starttls(struct smtpd_session *s)
 static bool smtpd_session_pregreet(struct smtpd_session *s, int fd)
 {
 	char peek[100];
-	ssize_t n = recv(fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
+	/* bytes may already be buffered (read while the milters decided) */
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	ssize_t n = (ssize_t)evbuffer_copyout(in, peek, sizeof(peek));
+	if (n <= 0)
+		n = recv(fd, peek, sizeof(peek), MSG_PEEK | MSG_DONTWAIT);
 	if (n <= 0)
 		return false;
 	s->ill_pipelining = true;
@@ -666,12 +685,25 @@ static void smtpd_session_begin(struct smtpd_session *s)
 		return;
 	}
 	smtpd_session_arm(s);
-	if (tls && s->conf->tls != NULL) {
-		smtpd_session_enter(s, SMTPD_ST_TLS); /* greeting after the handshake */
+	if (smtpd_milter_connect(s))
+		return; /* smtpd_session_greet_go after the milters' verdict */
+	smtpd_session_greet_go(s);
+}
+
+void smtpd_session_greet_go(struct smtpd_session *s)
+{
+	if ((s->implicit_tls || s->conf->wrapper) && s->conf->tls != NULL) {
+		if (!s->tls) {
+			smtpd_session_enter(s, SMTPD_ST_TLS); /* greeting after the handshake */
+			return;
+		}
+		/* the handshake ended while the milters decided */
+		smtpd_session_enter(s, SMTPD_ST_CMD);
+		smtpd_session_greet(s);
 		return;
 	}
 	smtpd_session_enter(s, SMTPD_ST_CMD);
-	if (smtpd_session_pregreet(s, fd))
+	if (smtpd_session_pregreet(s, bufferevent_getfd(s->bev)))
 		return;
 	smtpd_session_greet(s);
 }

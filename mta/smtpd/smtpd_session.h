@@ -36,7 +36,21 @@ enum smtpd_state {
 	SMTPD_ST_BDAT_SKIP,   /* reading and discarding a refused BDAT chunk */
 	SMTPD_ST_WAIT_COMMIT, /* content complete, waiting for IPC_Q_COMMITTED */
 	SMTPD_ST_TLS,         /* TLS handshake in progress */
+	SMTPD_ST_MILTER,      /* waiting for the milter chain (smtpd_milter.c) */
 	SMTPD_ST_CLOSING,     /* last reply being flushed, then free */
+};
+
+/* What the pending milter call of a session finishes. */
+enum smtpd_milter_wait {
+	SMTPD_MW_NONE,    /* no call pending */
+	SMTPD_MW_CONNECT, /* greeting waits */
+	SMTPD_MW_HELO,    /* HELO/EHLO reply waits */
+	SMTPD_MW_MAIL,    /* MAIL reply waits */
+	SMTPD_MW_RCPT,    /* RCPT reply waits */
+	SMTPD_MW_DATA,    /* 354 (or the BDAT chunk) waits; queue file open */
+	SMTPD_MW_EOM,     /* end-of-data reply and the commit wait */
+	SMTPD_MW_UNKNOWN, /* the reply to an unknown command waits */
+	SMTPD_MW_RCPT_REJ, /* smtpd's own RCPT refusal waits (SMFIP_RCPT_REJ milters) */
 };
 
 /* Name of a state for logs ("DATA", ...). */
@@ -55,6 +69,7 @@ struct smtpd_counts {
 };
 
 struct smtpd_server;
+struct milter_chain;
 
 struct smtpd_session {
 	uint32_t id;                 /* unique in the process; IPC reqid */
@@ -116,6 +131,16 @@ struct smtpd_session {
 	size_t header_len;           /* bytes of our Received header */
 	char *skip_reply;            /* BDAT_SKIP: reply once the chunk is read */
 	char queue_error[256];       /* IPC_Q_ERROR text that arrived mid-DATA */
+	/* milters (smtpd_milter.c) */
+	struct milter_chain *milters; /* the session's chain, NULL without smtpd_milters */
+	enum smtpd_milter_wait mwait; /* what the pending chain call finishes */
+	bool milter_tx;              /* the milters saw MAIL of this transaction */
+	bool milter_ehlo;            /* the pending HELO call is for EHLO */
+	bool milter_conn_refused;    /* the milters refused CONNECT (HELO still answered) */
+	struct smtpd_rcpt mrcpt;     /* the RCPT waiting for the milters (addr owned) */
+	char *mrcpt_reply;           /* MW_RCPT_REJ: smtpd's refusal, sent after the verdict */
+	char daemon_addr[64];        /* local address of the connection ({daemon_addr}) */
+	unsigned daemon_port;        /* and port */
 };
 
 struct smtpd_server {
@@ -148,6 +173,10 @@ void smtpd_session_enter(struct smtpd_session *s, enum smtpd_state st);
 
 /* Execute one command line (without line end). May change s->state. */
 void smtpd_verbs_run(struct smtpd_session *s, struct str line);
+/* HELO/EHLO accepted (after the milters): remember name, reply. */
+void smtpd_verbs_helo_ok(struct smtpd_session *s, const char *name, bool ehlo);
+/* Append an accepted recipient (rcpt owned, taken). */
+void smtpd_verbs_rcpt_add(struct smtpd_session *s, char *rcpt, const char *orcpt, unsigned notify);
 /* Forget the transaction (IPC_Q_ABORT when a queue file exists). */
 void smtpd_session_reset(struct smtpd_session *s);
 /* Stop reading; free the session once the queued output is written. */
@@ -158,6 +187,9 @@ void smtpd_session_resume(struct smtpd_session *s);
 void smtpd_session_timeout(struct smtpd_session *s);
 /* (Re)start the idle / per-command deadline (smtpd_timeout). */
 void smtpd_session_arm(struct smtpd_session *s);
+/* Connection set up (and the milters' CONNECT passed): TLS handshake or
+ * greeting. */
+void smtpd_session_greet_go(struct smtpd_session *s);
 /* STARTTLS accepted: send 220 and start the handshake. */
 void smtpd_session_starttls(struct smtpd_session *s);
 

@@ -16,6 +16,7 @@
 
 #include "mta/ipc/ipc_proto.h"
 #include "mta/smtpd/smtpd_message.h"
+#include "mta/smtpd/smtpd_milter.h"
 #include "mta/smtpd/smtpd_rcpt.h"
 #include "mta/smtpd/smtpd_reply.h"
 #include "mta/smtpd/smtpd_session.h"
@@ -78,6 +79,15 @@ static void smtpd_verbs_helo(struct smtpd_session *s, const struct smtpd_cmd *cm
 	smtpd_session_reset(s); /* EHLO/HELO inside a transaction acts as RSET */
 	char name[256];
 	smtpd_reply_sanitize(cmd->arg.p, cmd->arg.len, name, sizeof(name));
+	if (smtpd_milter_active(s)) {
+		smtpd_milter_helo(s, name, ehlo); /* the verdict replies */
+		return;
+	}
+	smtpd_verbs_helo_ok(s, name, ehlo);
+}
+
+void smtpd_verbs_helo_ok(struct smtpd_session *s, const char *name, bool ehlo)
+{
 	free(s->helo);
 	s->helo = xstrdup(name);
 	s->esmtp = ehlo;
@@ -141,6 +151,10 @@ static bool smtpd_verbs_mail(struct smtpd_session *s, const struct smtpd_cmd *cm
 	}
 	s->mail = mp;
 	s->sender = smtpd_verbs_qualify(s, &a);
+	if (smtpd_milter_active(s)) {
+		smtpd_milter_mail(s, cmd); /* the verdict replies and counts */
+		return false;
+	}
 	s->in_mail = true;
 	smtpd_reply(s, "250 2.1.0 Ok");
 	return true;
@@ -185,21 +199,36 @@ static bool smtpd_verbs_rcpt(struct smtpd_session *s, const struct smtpd_cmd *cm
 		char r[600];
 		if (smtpd_rcpt_check(s->conf, &q, s->trusted, r, sizeof(r)) < 0) {
 			smtpd_log_reject(s, "RCPT", r, rcpt);
+			if (smtpd_milter_active(s)) {
+				/* milters that asked for rejected recipients
+				 * (SMFIP_RCPT_REJ) see it; the reply stays ours */
+				smtpd_milter_rcpt_rejected(s, cmd, rcpt, r);
+				return false;
+			}
 			smtpd_reply_text(s, r);
 			free(rcpt);
 			return false;
 		}
 	}
+	if (smtpd_milter_active(s)) {
+		smtpd_milter_rcpt(s, cmd, rcpt, rp.orcpt, rp.notify); /* the verdict replies */
+		return false;
+	}
+	smtpd_verbs_rcpt_add(s, rcpt, rp.orcpt, rp.notify);
+	smtpd_reply(s, "250 2.1.5 Ok");
+	return true;
+}
+
+void smtpd_verbs_rcpt_add(struct smtpd_session *s, char *rcpt, const char *orcpt, unsigned notify)
+{
 	if (s->n_rcpts == s->cap_rcpts) {
 		s->cap_rcpts = s->cap_rcpts ? s->cap_rcpts * 2 : 4;
 		s->rcpts = xreallocarray(s->rcpts, s->cap_rcpts, sizeof(*s->rcpts));
 	}
 	struct smtpd_rcpt *r = &s->rcpts[s->n_rcpts++];
 	r->addr = rcpt;
-	r->orcpt = xstrdup(rp.orcpt);
-	r->notify = rp.notify;
-	smtpd_reply(s, "250 2.1.5 Ok");
-	return true;
+	r->orcpt = xstrdup(orcpt);
+	r->notify = notify;
 }
 
 /* Common checks of DATA and BDAT; reply text or NULL when the transaction
@@ -384,9 +413,18 @@ void smtpd_verbs_run(struct smtpd_session *s, struct str line)
 		smtpd_session_close(s);
 		return;
 	}
+	case SMTPD_V_UNKNOWN:
+		if (smtpd_milter_active(s)) {
+			/* Postfix: the milters may answer an unknown command */
+			char text[512];
+			smtpd_reply_sanitize(line.p, line.len, text, sizeof(text));
+			smtpd_milter_unknown(s, text);
+			return;
+		}
+		smtpd_reply(s, "502 5.5.2 Error: command not recognized");
+		break;
 	case SMTPD_V_EXPN:
 	case SMTPD_V_ETRN:
-	case SMTPD_V_UNKNOWN:
 	default:
 		smtpd_reply(s, "502 5.5.2 Error: command not recognized");
 		break;

@@ -115,6 +115,21 @@ static void test_value_in(void **state)
 	free(v);
 }
 
+/* A value with bare line ends (as a milter may send) stays one header. */
+static void test_render_no_injection(void **state)
+{
+	struct milter_msg m;
+	milter_msg_init(&m, 1 << 20);
+	static const char a[] = " one\nTwo: x\n\nbody\n", b[] = " b\n\tc";
+	assert_int_equal(milter_msg_add(&m, "X-A", 3, a, sizeof(a) - 1, false), 0);
+	assert_int_equal(milter_msg_add(&m, "X-B", 3, b, sizeof(b) - 1, false), 0);
+	assert_int_equal(milter_msg_body_append(&m, "real\r\n", 6), 0);
+	char *out = render(&m);
+	assert_string_equal(out, "X-A: one\r\n\tTwo: x\r\n\t\r\n\tbody\r\nX-B: b\r\n\tc\r\n\r\nreal\r\n");
+	free(out);
+	milter_msg_free(&m);
+}
+
 static void test_limits(void **state)
 {
 	struct milter_msg m;
@@ -139,6 +154,7 @@ int main(void)
 		cmocka_unit_test(test_parse_render_exact), cmocka_unit_test(test_parse_lf),
 		cmocka_unit_test(test_chgheader),          cmocka_unit_test(test_hidden_and_insert),
 		cmocka_unit_test(test_value_in),           cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_render_no_injection),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
