@@ -8,7 +8,10 @@ idle sessions. Prints messages/s and ratios; it is a measurement, not a test.
 
 Both MTAs fsync before answering 250 and deliver into virtual Maildirs. The
 accept rate is messages / wall time of smtp-source, which ends when the last
-250 arrives. Postern must be built without sanitizers for fair figures:
+250 arrives. Postern's CPU per message (smtpd, queue, master, postern-lda
+workers) is printed at the last 250 and once every message is delivered: on
+a shared machine it is steadier than the rate. Postern must be built without
+sanitizers for fair figures:
     cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release && cmake --build build-bench
 """
 import argparse
@@ -69,6 +72,50 @@ def rss_kib(pid):
     return 0
 
 
+def cpu_s(pid):
+    """(own, reaped children's) CPU seconds of pid."""
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            st = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    hz = os.sysconf("SC_CLK_TCK")
+    return (int(st[11]) + int(st[12])) / hz, (int(st[13]) + int(st[14])) / hz
+
+
+def lda_workers(inst):
+    """PIDs of the postern-lda workers whose parent is this instance's master."""
+    masters = set(inst.pids("postern"))
+    out = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                st = f.read()
+        except OSError:
+            continue
+        if "(postern-lda)" in st and int(st.rsplit(")", 1)[1].split()[1]) in masters:
+            out.append(int(p))
+    return out
+
+
+def postern_cpu(inst):
+    """CPU seconds per role: smtpd, queue, master (+ exited workers), LDA workers."""
+    cpu = {"smtpd": 0.0, "queue": 0.0, "master": 0.0, "lda": 0.0}
+    for pid in inst.pids("postern-smtpd"):
+        cpu["smtpd"] += cpu_s(pid)[0]
+    for pid in inst.pids("postern-queue"):
+        cpu["queue"] += cpu_s(pid)[0]
+    for pid in inst.pids("postern"):
+        own, children = cpu_s(pid)
+        cpu["master"] += own
+        cpu["lda"] += children  # exited workers (and one-shot |commands)
+    for pid in lda_workers(inst):
+        cpu["lda"] += sum(cpu_s(pid))
+    return cpu
+
+
 def bench_postern(a):
     from pylib import util
     util.BIN = os.path.abspath(a.bin)
@@ -78,10 +125,16 @@ def bench_postern(a):
     try:
         inst.start()
         rate = run_source(inst.port, a.messages, a.sessions, a.size, "alice@example.test")
+        at_accept = postern_cpu(inst)
+        # let the deliveries finish, then count their CPU too
+        new = os.path.join(inst.maildir("alice"), "new")
+        util.wait_for(lambda: os.path.isdir(new) and len(os.listdir(new)) >= a.messages,
+                      600, "every message delivered")
+        drained = postern_cpu(inst)
         idle = {}
         for n in a.idle:
             idle[n] = idle_sessions(inst, n)
-        return rate, idle
+        return rate, idle, at_accept, drained
     finally:
         inst.cleanup()
 
@@ -123,10 +176,14 @@ def main():
     print("smtp-source -> smtp-sink : %8.0f msg/s (no MTA)" % sink, flush=True)
     pf = bench_postfix(a)
     print("smtp-source -> Postfix   : %8.0f msg/s" % pf, flush=True)
-    pn, idle = bench_postern(a)
+    pn, idle, at_accept, drained = bench_postern(a)
     print("smtp-source -> Postern   : %8.0f msg/s" % pn)
     print("Postern / Postfix        : %8.2fx" % (pn / pf))
     print("Postern / smtp-sink      : %8.2f" % (pn / sink))
+    for label, cpu in (("at last 250", at_accept), ("all delivered", drained)):
+        print("Postern CPU ms/msg, %-13s: %s, total %.3f"
+              % (label, ", ".join("%s %.3f" % (k, v * 1000.0 / a.messages) for k, v in cpu.items()),
+                 sum(cpu.values()) * 1000.0 / a.messages))
     for n, (smtpd, rest) in idle.items():
         print("%6d idle sessions: smtpd RSS %.1f MiB, master+queue %.1f MiB"
               % (n, smtpd / 1024.0, rest / 1024.0))

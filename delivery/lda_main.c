@@ -27,6 +27,7 @@
 #include "delivery/lda_path.h"
 #include "delivery/lda_quota.h"
 #include "delivery/lda_status.h"
+#include "delivery/lda_worker.h"
 #include "lib/buf.h"
 #include "lib/cfg.h"
 #include "lib/log.h"
@@ -47,14 +48,12 @@ NORETURN static void lda_main_exit(const struct lda_status *st)
 	exit(st->ex);
 }
 
-static void lda_main_usage(const char *why)
+static int lda_main_usage(struct lda_status *st, const char *why)
 {
-	struct lda_status st;
-	lda_status_fail(&st, EX_USAGE, "5.3.0",
+	return lda_status_fail(st, EX_USAGE, "5.3.0",
 		 "%s (usage: postern-lda [-e] [-d user] [-f sender] [-a address] [-r address] "
 		 "[-m folder] [-c confdir] [-o name=value] [-p file] [--maildir dir | --mbox file])",
 		 why);
-	lda_main_exit(&st);
 }
 
 static bool lda_main_bool(const char *v, bool *r)
@@ -100,9 +99,10 @@ static int lda_main_own_param(struct lda_options *o, const char *name, const cha
 }
 
 /* Read the message (stdin or -p file). */
-static int lda_main_read(const struct lda_options *o, struct buf *raw, struct lda_status *st)
+static int lda_main_read(const struct lda_options *o, int in_fd, struct buf *raw,
+			 struct lda_status *st)
 {
-	int fd = STDIN_FILENO;
+	int fd = in_fd;
 	if (o->input != NULL) {
 		fd = open(o->input, O_RDONLY | O_CLOEXEC);
 		if (fd < 0)
@@ -110,12 +110,16 @@ static int lda_main_read(const struct lda_options *o, struct buf *raw, struct ld
 					strerror(errno));
 	}
 	int r = lda_headers_read(fd, raw, LDA_MESSAGE_MAX, st);
-	if (fd != STDIN_FILENO)
+	if (fd != in_fd)
 		close(fd);
 	return r;
 }
 
-int main(int argc, char **argv)
+/* One delivery: argv is the command line, the message comes from in_fd
+ * (or -p FILE). Fills *st (st->ex EX_OK on success) and returns; never
+ * exits, so the worker can call it again. Everything it allocates is
+ * freed on every path. */
+static void lda_main_deliver(int argc, char **argv, int in_fd, struct lda_status *st)
 {
 	static const struct option longopts[] = {
 		{ "maildir", required_argument, NULL, 'M' },
@@ -126,12 +130,26 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 },
 	};
 	struct lda_options o;
-	struct lda_status st = { .ex = EX_OK };
 	const char *ovr_name[LDA_MAX_OVERRIDES];
 	const char *ovr_value[LDA_MAX_OVERRIDES];
 	char *ovr_copy[LDA_MAX_OVERRIDES];
 	size_t n_ovr = 0;
 	int c;
+	/* freed at out: */
+	char *confdir_copy = NULL;
+	struct cfg *cfg = NULL;
+	char *folder = NULL; /* on-disk (modified UTF-7) name; NULL = INBOX */
+	char *user = NULL;
+	char *target = NULL;
+	char *bare_sender = NULL;
+	struct buf raw, msg;
+	struct lda_headers_info info;
+
+	memset(st, 0, sizeof(*st));
+	st->ex = EX_OK;
+	memset(&info, 0, sizeof(info)); /* lda_headers_info_free takes it zeroed */
+	buf_init(&raw, LDA_MESSAGE_MAX);
+	buf_init(&msg, LDA_MESSAGE_MAX + 4096);
 
 	memset(&o, 0, sizeof(o));
 	o.quota_tempfail = true;
@@ -140,6 +158,7 @@ int main(int argc, char **argv)
 	log_open("lda", NULL, &(const char *){ NULL });
 
 	opterr = 0; /* one stderr line only: ours */
+	optind = 0; /* a fresh scan for every delivery of a worker (GNU getopt) */
 	while ((c = getopt_long(argc, argv, "+d:f:a:r:m:c:o:p:ekh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd': o.user = optarg; break;
@@ -152,21 +171,26 @@ int main(int argc, char **argv)
 		case 'M': o.maildir = optarg; break;
 		case 'B': o.mbox = optarg; break;
 		case 'I':
-			if (!lda_maildir_delivery_id_valid(optarg))
-				lda_main_usage("--delivery-id needs SECONDS.TOKEN");
+			if (!lda_maildir_delivery_id_valid(optarg)) {
+				lda_main_usage(st, "--delivery-id needs SECONDS.TOKEN");
+				goto out;
+			}
 			o.delivery_id = optarg;
 			break;
 		case 'e': /* errors always go to stderr + exit code: we never send mail */
 		case 'k': /* the environment is never used anyway */
 			break;
 		case 'o': {
-			if (n_ovr >= LDA_MAX_OVERRIDES)
-				lda_main_usage("too many -o options");
+			if (n_ovr >= LDA_MAX_OVERRIDES) {
+				lda_main_usage(st, "too many -o options");
+				goto out;
+			}
 			char *copy = xstrdup(optarg);
 			char *eq = strchr(copy, '=');
 			if (eq == NULL || eq == copy) {
 				free(copy);
-				lda_main_usage("-o needs name=value");
+				lda_main_usage(st, "-o needs name=value");
+				goto out;
 			}
 			*eq = '\0';
 			/* trim blanks around the name, as main.cf does */
@@ -187,47 +211,51 @@ int main(int argc, char **argv)
 		}
 		case 'V':
 			printf("postern-lda %s\n", POSTERN_VERSION);
-			return 0;
+			goto out;
 		case 'h':
-			lda_main_usage("help");
-			break;
+			lda_main_usage(st, "help");
+			goto out;
 		default: {
 			char why[64];
 			if (optopt != 0 && optopt >= 0x21 && optopt < 0x7f)
 				snprintf(why, sizeof(why), "bad option -%c", optopt);
 			else
 				snprintf(why, sizeof(why), "bad option");
-			lda_main_usage(why);
+			lda_main_usage(st, why);
+			goto out;
 		}
 		}
 	}
-	if (optind != argc)
-		lda_main_usage("unexpected argument");
-	if (o.maildir != NULL && o.mbox != NULL)
-		lda_main_usage("--maildir and --mbox exclude each other");
+	if (optind != argc) {
+		lda_main_usage(st, "unexpected argument");
+		goto out;
+	}
+	if (o.maildir != NULL && o.mbox != NULL) {
+		lda_main_usage(st, "--maildir and --mbox exclude each other");
+		goto out;
+	}
 
 	/* The caller switches to the recipient before running us (DESIGN.md):
 	 * as root we would write files root owns into users' mailboxes. */
 	if (getuid() == 0 || geteuid() == 0) {
-		lda_status_fail(&st, EX_TEMPFAIL, "4.3.5",
+		lda_status_fail(st, EX_TEMPFAIL, "4.3.5",
 			 "postern-lda refuses to run as root: run it as the recipient");
-		lda_main_exit(&st);
+		goto out;
 	}
 	uid_t uid = getuid();
 
 	/* postern-lda's own -o settings first, the rest goes to main.cf */
 	bool cfg_wanted[LDA_MAX_OVERRIDES];
 	for (size_t i = 0; i < n_ovr; i++) {
-		int r = lda_main_own_param(&o, ovr_name[i], ovr_value[i], &st);
+		int r = lda_main_own_param(&o, ovr_name[i], ovr_value[i], st);
 		if (r < 0)
-			lda_main_exit(&st);
+			goto out;
 		cfg_wanted[i] = r == 0;
 	}
 
 	/* main.cf: required with -c, or when it must tell where the mailbox is */
 	bool explicit_target = o.maildir != NULL || o.mbox != NULL;
 	const char *err = NULL;
-	char *confdir_copy = NULL;
 	struct stat cst;
 	if (o.confdir != NULL && stat(o.confdir, &cst) == 0 && S_ISREG(cst.st_mode)) {
 		/* dovecot-lda's -c names a file: accept ".../main.cf" as its
@@ -247,30 +275,30 @@ int main(int argc, char **argv)
 			log_warning("-c %s: not a Postern configuration directory, ignored", o.confdir);
 			o.confdir = NULL;
 		} else {
-			lda_status_fail(&st, EX_CONFIG, "4.3.5",
+			lda_status_fail(st, EX_CONFIG, "4.3.5",
 					"-c %s: not a configuration directory (postern-lda reads DIR/main.cf)",
 					o.confdir);
-			lda_main_exit(&st);
+			goto out;
 		}
 	}
 	const char *confdir = o.confdir ? o.confdir : LDA_DEFAULT_CONFDIR;
-	struct cfg *cfg = cfg_load(confdir, &err);
+	cfg = cfg_load(confdir, &err);
 	if (cfg == NULL) {
 		char *path = lda_path_join(confdir, "main.cf");
 		bool missing = stat(path, &cst) < 0 && errno == ENOENT;
 		free(path);
 		/* an explicit target needs nothing from the default main.cf */
 		if (o.confdir != NULL || (!missing && !explicit_target)) {
-			lda_status_fail(&st, EX_CONFIG, "4.3.5", "configuration error: %s", err);
-			lda_main_exit(&st);
+			lda_status_fail(st, EX_CONFIG, "4.3.5", "configuration error: %s", err);
+			goto out;
 		}
 		/* no (usable) /etc/postern/main.cf: Postfix's defaults */
 		if (!missing)
 			log_warning("ignoring %s: %s", LDA_DEFAULT_CONFDIR "/main.cf", err);
 		cfg = cfg_parse_text(confdir, "main.cf", "", 0, &err);
 		if (cfg == NULL) {
-			lda_status_fail(&st, EX_CONFIG, "4.3.5", "configuration error: %s", err);
-			lda_main_exit(&st);
+			lda_status_fail(st, EX_CONFIG, "4.3.5", "configuration error: %s", err);
+			goto out;
 		}
 	}
 	for (size_t i = 0; i < n_ovr; i++) {
@@ -279,8 +307,8 @@ int main(int argc, char **argv)
 		if (!cfg_is_known(ovr_name[i]))
 			continue; /* warned about once the log is open */
 		if (cfg_override(cfg, ovr_name[i], ovr_value[i], &err) < 0) {
-			lda_status_fail(&st, EX_CONFIG, "4.3.5", "configuration error: %s", err);
-			lda_main_exit(&st);
+			lda_status_fail(st, EX_CONFIG, "4.3.5", "configuration error: %s", err);
+			goto out;
 		}
 	}
 	if (cfg->maillog_file[0] != '\0' && log_open("lda", cfg->maillog_file, &err) < 0)
@@ -291,43 +319,41 @@ int main(int argc, char **argv)
 
 	/* who and where */
 	if (o.sender != NULL && !lda_headers_addr_ok(o.sender)) {
-		lda_status_fail(&st, EX_USAGE, "5.1.7", "bad sender address");
-		lda_main_exit(&st);
+		lda_status_fail(st, EX_USAGE, "5.1.7", "bad sender address");
+		goto out;
 	}
 	if ((o.orig_rcpt != NULL && !lda_headers_addr_ok(o.orig_rcpt)) ||
 	    (o.final_rcpt != NULL && !lda_headers_addr_ok(o.final_rcpt))) {
-		lda_status_fail(&st, EX_USAGE, "5.1.3", "bad recipient address");
-		lda_main_exit(&st);
+		lda_status_fail(st, EX_USAGE, "5.1.3", "bad recipient address");
+		goto out;
 	}
-	char *folder = NULL; /* on-disk (modified UTF-7) name; NULL = INBOX */
 	if (o.folder != NULL && !lda_path_folder_is_inbox(o.folder)) {
 		if (lda_path_folder_ok(o.folder))
 			folder = lda_path_folder_mutf7(o.folder);
 		if (folder == NULL) {
-			lda_status_fail(&st, EX_CANTCREAT, "5.2.0", "refusing folder name \"%s\"",
+			lda_status_fail(st, EX_CANTCREAT, "5.2.0", "refusing folder name \"%s\"",
 					o.folder);
-			lda_main_exit(&st);
+			goto out;
 		}
 	}
 	struct passwd *pw = NULL;
-	char *user = NULL;
 	if (o.user != NULL) {
 		if (!lda_path_name_ok(o.user)) {
-			lda_status_fail(&st, EX_NOUSER, "5.1.3", "refusing user name \"%s\"", o.user);
-			lda_main_exit(&st);
+			lda_status_fail(st, EX_NOUSER, "5.1.3", "refusing user name \"%s\"", o.user);
+			goto out;
 		}
 		user = xstrdup(o.user);
 		if (!explicit_target) {
 			pw = getpwnam(o.user);
 			if (pw == NULL) {
-				lda_status_fail(&st, EX_NOUSER, "5.1.1", "unknown user %s", o.user);
-				lda_main_exit(&st);
+				lda_status_fail(st, EX_NOUSER, "5.1.1", "unknown user %s", o.user);
+				goto out;
 			}
 			if (pw->pw_uid != uid) {
-				lda_status_fail(&st, EX_TEMPFAIL, "4.3.5",
+				lda_status_fail(st, EX_TEMPFAIL, "4.3.5",
 					 "running as uid %lu, not as user %s (uid %lu)",
 					 (unsigned long)uid, o.user, (unsigned long)pw->pw_uid);
-				lda_main_exit(&st);
+				goto out;
 			}
 		}
 	} else {
@@ -335,18 +361,17 @@ int main(int argc, char **argv)
 		if (pw != NULL)
 			user = xstrdup(pw->pw_name);
 		else if (!explicit_target) {
-			lda_status_fail(&st, EX_NOUSER, "5.1.1", "uid %lu has no passwd entry",
+			lda_status_fail(st, EX_NOUSER, "5.1.1", "uid %lu has no passwd entry",
 				 (unsigned long)uid);
-			lda_main_exit(&st);
+			goto out;
 		}
 	}
 	const char *explicit_path = o.maildir ? o.maildir : o.mbox;
 	if (explicit_path != NULL && !lda_path_target_ok(explicit_path)) {
-		lda_status_fail(&st, EX_CANTCREAT, "5.2.0", "refusing mailbox path \"%s\"",
+		lda_status_fail(st, EX_CANTCREAT, "5.2.0", "refusing mailbox path \"%s\"",
 				explicit_path);
-		lda_main_exit(&st);
+		goto out;
 	}
-	char *target = NULL;
 	bool is_maildir = false;
 	if (o.maildir != NULL) {
 		target = xstrdup(o.maildir);
@@ -355,48 +380,44 @@ int main(int argc, char **argv)
 		target = xstrdup(o.mbox);
 	} else if (cfg->home_mailbox[0] != '\0') {
 		if (!lda_path_relative_ok(cfg->home_mailbox)) {
-			lda_status_fail(&st, EX_CONFIG, "4.3.5", "bad home_mailbox \"%s\"", cfg->home_mailbox);
-			lda_main_exit(&st);
+			lda_status_fail(st, EX_CONFIG, "4.3.5", "bad home_mailbox \"%s\"", cfg->home_mailbox);
+			goto out;
 		}
 		target = lda_path_join(pw->pw_dir, cfg->home_mailbox);
 		is_maildir = cfg->home_mailbox[strlen(cfg->home_mailbox) - 1] == '/';
 	} else {
 		const char *spool = cfg->mail_spool_directory;
 		if (spool[0] != '/') {
-			lda_status_fail(&st, EX_CONFIG, "4.3.5", "mail_spool_directory must be absolute");
-			lda_main_exit(&st);
+			lda_status_fail(st, EX_CONFIG, "4.3.5", "mail_spool_directory must be absolute");
+			goto out;
 		}
 		target = lda_path_join(spool, user);
 		is_maildir = spool[strlen(spool) - 1] == '/'; /* as Postfix local(8) */
 	}
 
 	/* the message */
-	struct buf raw, msg;
-	buf_init(&raw, LDA_MESSAGE_MAX);
-	buf_init(&msg, LDA_MESSAGE_MAX + 4096);
-	if (lda_main_read(&o, &raw, &st) < 0)
-		lda_main_exit(&st);
+	if (lda_main_read(&o, in_fd, &raw, st) < 0)
+		goto out;
 	struct lda_headers_env env = {
 		.sender = o.sender,
 		.orig_rcpt = o.orig_rcpt,
 		.final_rcpt = o.final_rcpt ? o.final_rcpt : o.orig_rcpt ? o.orig_rcpt : user,
 	};
-	struct lda_headers_info info;
-	if (lda_headers_prepare(buf_str(&raw), &env, &msg, &info, &st) < 0)
-		lda_main_exit(&st);
+	if (lda_headers_prepare(buf_str(&raw), &env, &msg, &info, st) < 0)
+		goto out;
 	buf_free(&raw);
 	const char *from_sender = o.sender ? o.sender : info.from_sender;
-	char *bare_sender = from_sender ? lda_headers_bare_addr(from_sender) : NULL;
+	bare_sender = from_sender ? lda_headers_bare_addr(from_sender) : NULL;
 	const char *shown_rcpt = env.final_rcpt ? env.final_rcpt : "";
 
 	int r;
 	if (is_maildir) {
 		int rootfd, boxfd;
-		r = lda_maildir_open(target, folder, uid, &rootfd, &boxfd, &st);
+		r = lda_maildir_open(target, folder, uid, &rootfd, &boxfd, st);
 		if (r == 0) {
 			bool quota_active = false;
 			r = lda_quota_check(rootfd, target, o.have_quota ? &o.quota : NULL, msg.len,
-					    o.quota_tempfail, &quota_active, &st);
+					    o.quota_tempfail, &quota_active, st);
 			char *name = NULL;
 			bool duplicate = false;
 			char *boxpath;
@@ -409,7 +430,7 @@ int main(int argc, char **argv)
 			}
 			if (r == 0)
 				r = lda_maildir_deliver(boxfd, boxpath, buf_str(&msg), o.quota_tempfail,
-							o.delivery_id, &name, &duplicate, &st);
+							o.delivery_id, &name, &duplicate, st);
 			if (r == 0 && quota_active && !duplicate)
 				lda_quota_add(rootfd, msg.len);
 			if (r == 0 && duplicate)
@@ -425,20 +446,51 @@ int main(int argc, char **argv)
 		}
 	} else {
 		r = lda_mbox_deliver(target, buf_str(&msg), bare_sender, uid, o.lock_timeout,
-				     o.quota_tempfail, &st);
+				     o.quota_tempfail, st);
 		if (r == 0)
 			log_info("to=<%s>, relay=local, status=sent (delivered to mailbox %s)",
 				 shown_rcpt, target);
 	}
+out:
 	free(bare_sender);
-	lda_headers_info_free(&info);
+	lda_headers_info_free(&info); /* also after a failed prepare */
+	buf_free(&raw);
 	buf_free(&msg);
 	free(target);
 	free(folder);
 	free(user);
 	free(confdir_copy);
-	cfg_free(&cfg);
+	if (cfg != NULL)
+		cfg_free(&cfg);
 	for (size_t i = 0; i < n_ovr; i++)
 		free(ovr_copy[i]);
+}
+
+/* The one-shot command: deliver from stdin, then exit with the status. */
+static int lda_main_run(int argc, char **argv)
+{
+	struct lda_status st;
+	lda_main_deliver(argc, argv, STDIN_FILENO, &st);
 	lda_main_exit(&st);
+}
+
+/* One worker request (lda_worker.h): the status line goes to out, not to
+ * stderr, and the process lives on. */
+static int lda_main_serve(int argc, char **argv, int in_fd, struct buf *out)
+{
+	struct lda_status st;
+	lda_main_deliver(argc, argv, in_fd, &st);
+	if (st.ex != EX_OK) {
+		log_warning("%s %s", st.dsn, st.text);
+		buf_printf(out, "%s %s", st.dsn, st.text);
+	}
+	return st.ex;
+}
+
+int main(int argc, char **argv)
+{
+	/* master's long-lived worker for one uid (lda_worker.h) */
+	if (argc == 2 && strcmp(argv[1], LDA_WORKER_FLAG) == 0)
+		return lda_worker_main(lda_main_serve);
+	return lda_main_run(argc, argv);
 }

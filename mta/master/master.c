@@ -253,6 +253,7 @@ static void master_on_sigterm(evutil_socket_t sig, short what, void *arg)
 		return;
 	m->stopping = true;
 	log_info("terminating on signal %d", (int)sig);
+	master_ldaw_stop(m, false); /* idle delivery workers exit now */
 	for (size_t i = 0; i < m->nls; i++)
 		close(m->ls[i].fd);
 	m->nls = 0;
@@ -284,6 +285,7 @@ static void master_on_sighup(evutil_socket_t sig, short what, void *arg)
 		log_warning("daemon_directory: %s", err);
 	cfg_free(&m->cfg);
 	m->cfg = cfg;
+	master_ldaw_stop(m, false); /* new workers see the new configuration */
 	log_info("reload -- version %s, configuration %s", POSTERN_VERSION, m->confdir);
 	if (m->queue && m->queue->chan) {
 		struct ipc_msg msg;

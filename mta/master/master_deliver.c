@@ -3,7 +3,10 @@
  *
  * Purpose: the one privileged step of local delivery: fork, switch to the
  * recipient's uid/gid, exec, and report the exit status and the first line of
- * output. Owns: the running deliveries and their output pipes.
+ * output. IPC_MD_LDA requests go to a long-lived postern-lda worker of that
+ * uid/gid (master_ldaw.c); IPC_MD_PIPE commands are forked here, one each.
+ * Owns: the running commands and their output pipes, the results kept for
+ * a restarted queue.
  * Never: runs a delivery as uid 0; runs any program but postern-lda from
  * daemon_directory or /bin/sh -c for IPC_MD_PIPE; trusts the request beyond
  * what it checks here (the queue is less trusted than master).
@@ -59,7 +62,7 @@ static size_t master_orphan_count(const struct master *m)
 	return n;
 }
 
-static void master_deliver_reply(struct master *m, uint32_t reqid, int64_t status, const char *text)
+void master_deliver_reply(struct master *m, uint32_t reqid, int64_t status, const char *text)
 {
 	if (m->queue == NULL || m->queue->chan == NULL) {
 		if (master_orphan_count(m) >= MASTER_ORPHANS_MAX) {
@@ -116,7 +119,13 @@ static void master_deliver_finish(struct master_delivery *d)
 		event_free(d->timer);
 	buf_free(&d->out);
 	free(d);
-	if (m->stopping && master_child_count(m, -1) == 0 && m->deliveries == NULL)
+	master_deliver_maybe_exit(m);
+}
+
+void master_deliver_maybe_exit(struct master *m)
+{
+	if (m->stopping && master_child_count(m, -1) == 0 && m->deliveries == NULL &&
+	    m->ldaws == NULL)
 		event_base_loopexit(m->base, NULL);
 }
 
@@ -175,6 +184,8 @@ void master_deliver_forward_orphans(struct master *m)
 
 bool master_deliver_reaped(struct master *m, pid_t pid, int status)
 {
+	if (master_ldaw_reaped(m, pid, status))
+		return true;
 	for (struct master_delivery *d = m->deliveries; d; d = d->next)
 		if (d->pid == pid) {
 			d->pid = 0;
@@ -190,6 +201,7 @@ void master_deliver_kill_all(struct master *m)
 	for (struct master_delivery *d = m->deliveries; d; d = d->next)
 		if (d->pid > 0)
 			kill(d->pid, SIGKILL);
+	master_ldaw_stop(m, true);
 }
 
 size_t master_deliver_count(const struct master *m)
@@ -197,7 +209,7 @@ size_t master_deliver_count(const struct master *m)
 	size_t n = 0;
 	for (const struct master_delivery *d = m->deliveries; d; d = d->next)
 		n++;
-	return n;
+	return n + master_ldaw_count(m, false);
 }
 
 void master_deliver_request(struct master *m, struct ipc_msg *msg)
@@ -239,11 +251,12 @@ void master_deliver_request(struct master *m, struct ipc_msg *msg)
 		goto out;
 	}
 	if (kind == IPC_MD_LDA) {
-		prog = xasprintf("%s/postern-lda", m->cfg->daemon_directory);
-		exec_argv[0] = "postern-lda";
-		for (size_t i = 1; i < argc; i++)
-			exec_argv[i] = args[i];
-	} else if (kind == IPC_MD_PIPE && argc == 2) {
+		/* a long-lived postern-lda worker of that uid/gid runs it
+		 * (master_ldaw.c); why is set when it could not */
+		master_ldaw_submit(m, msg->reqid, uid, gid, cwd, args, argc, ipc_msg_take_fd(msg), &why);
+		goto out;
+	}
+	if (kind == IPC_MD_PIPE && argc == 2) {
 		prog = xstrdup("/bin/sh");
 		exec_argv[0] = "sh";
 		exec_argv[1] = "-c";

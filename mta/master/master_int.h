@@ -35,6 +35,7 @@ struct master_listener {
 
 struct master_delivery;
 struct master_result;
+struct master_ldaw;
 
 struct master {
 	struct event_base *base;       /* the only loop */
@@ -49,6 +50,7 @@ struct master {
 	struct master_child *queue;    /* the running queue child, or NULL */
 	struct master_delivery *deliveries; /* running local deliveries */
 	struct master_result *orphans; /* results that found no queue to take them */
+	struct master_ldaw *ldaws;     /* postern-lda workers (master_ldaw.c) */
 	bool root;                     /* started as root: children drop to mail_owner */
 	uid_t owner_uid;               /* mail_owner (or our own uid) */
 	gid_t owner_gid;
@@ -85,5 +87,26 @@ size_t master_deliver_count(const struct master *m);
 void master_deliver_forward_orphans(struct master *m);
 /* Free every kept result (at exit). */
 void master_deliver_free_orphans(struct master *m);
+/* Send IPC_M_DELIVERED for reqid to the queue (kept for a restarted queue
+ * when none runs). text is a printable line. */
+void master_deliver_reply(struct master *m, uint32_t reqid, int64_t status, const char *text);
+/* While stopping: leave the loop once no child, delivery or worker is left. */
+void master_deliver_maybe_exit(struct master *m);
+
+/* master_ldaw.c: long-lived postern-lda workers per uid/gid */
+/* Hand an IPC_MD_LDA delivery (args as requested, args[0] ignored) to an
+ * idle worker of uid/gid, starting one when none is idle. Takes msg_fd
+ * (closed on every path). Returns 0 (IPC_M_DELIVERED follows, always), or
+ * -1 with *why_r when nothing was started (the caller answers). */
+int master_ldaw_submit(struct master *m, uint32_t reqid, uid_t uid, gid_t gid, const char *cwd,
+		       char **args, size_t argc, int msg_fd, const char **why_r);
+/* A child exited: if it was a worker, forget it (answering its request
+ * when it was busy). True when it was. */
+bool master_ldaw_reaped(struct master *m, pid_t pid, int status);
+/* Workers alive (busy ones only when busy_only). */
+size_t master_ldaw_count(const struct master *m, bool busy_only);
+/* Close idle workers and retire busy ones after their answer; with
+ * kill_busy, kill busy ones now (their deliveries are deferred). */
+void master_ldaw_stop(struct master *m, bool kill_busy);
 
 #endif

@@ -12,6 +12,9 @@
  *                  its bounce notice (bounces come with the outbound issue)
  *   corrupt/QID    envelope that could not be parsed: kept, never deleted
  *   private/control  unix socket for the postern CLI (queue_ctl.c)
+ *   spare/NAME     envelope files of removed messages, kept to be
+ *                  overwritten by the next commits (no inode to allocate
+ *                  or free per message); garbage, cleared at start-up
  *
  * A message exists (is committed) exactly when its envelope is in active/,
  * deferred/ or hold/. Subdirectories are mode 0700; files 0600.
@@ -35,6 +38,7 @@ enum queue_dir {
 	QD_HOLD,     /* hold/ */
 	QD_CORRUPT,  /* corrupt/ */
 	QD_PRIVATE,  /* private/ */
+	QD_SPARE,    /* spare/: envelope files kept for reuse (queue_store.c) */
 	QD_COUNT
 };
 
@@ -96,7 +100,8 @@ void queue_store_commit(struct queue *q, int content_fd, const struct qfile_env 
  * then done(q, err, ctx) on the loop. */
 void queue_store_append(struct queue *q, enum queue_dir dir, const char *qid, struct buf *bytes,
 			long long keep_len, queue_store_done_fn *done, void *ctx);
-/* Remove a message: envelope first, then content. Logs "QID: removed". */
+/* Remove a message: envelope first (kept in spare/ for reuse while there
+ * are fewer than QUEUE_SPARE_MAX), then content. Logs "QID: removed". */
 void queue_store_remove(struct queue *q, enum queue_dir dir, const char *qid);
 /* Remove an uncommitted content file (no log line). */
 void queue_store_discard(struct queue *q, const char *qid);
@@ -109,7 +114,7 @@ void queue_store_corrupt(struct queue *q, enum queue_dir from, const char *qid, 
  * the file is gone, EINVAL when it is corrupt). */
 int queue_store_load(struct queue *q, enum queue_dir dir, const char *qid, struct qfile_env *env,
 		     const char **error_r);
-/* Start-up recovery: clear incoming/, remove content without an envelope,
+/* Start-up recovery: clear incoming/ and spare/, remove content without an envelope,
  * raise q->last_id above every ID present. Logs what it removes. */
 void queue_store_recover(struct queue *q);
 

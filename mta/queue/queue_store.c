@@ -11,9 +11,12 @@
  * Group commit: the loop thread appends commit and status-append jobs to a
  * pending list and wakes the worker. The worker takes the WHOLE list at
  * once and, for that batch: fsyncs every content file, writes every
- * envelope as incoming/QID and fsyncs it, appends and fdatasyncs status
- * records, and fsyncs content/ (whose entries were made at IPC_Q_OPEN),
- * all of these in parallel (QUEUE_STORE_THREADS threads: concurrent
+ * envelope (over a spare file, or as incoming/QID) and fsyncs it, appends
+ * and fdatasyncs status records, and fsyncs content/ (whose entries were
+ * made at IPC_Q_OPEN), all of these in parallel, a message's content and
+ * envelope too; from QUEUE_SYNCFS_MIN files on it writes them all and
+ * makes them durable with one syncfs() + fsync(content/) instead, since
+ * ext4 without a journal pays a device cache flush per fsync() call (QUEUE_STORE_THREADS threads: concurrent
  * fsyncs share the file system's journal commits); then renames the
  * envelopes into active/. A second thread fsyncs active/ once for all the
  * commits renamed so far while the first already works on the next batch
@@ -39,7 +42,7 @@
 #include "lib/common.h"
 
 static const char *const queue_dir_names[QD_COUNT] = {
-	"content", "incoming", "active", "deferred", "hold", "corrupt", "private",
+	"content", "incoming", "active", "deferred", "hold", "corrupt", "private", "spare",
 };
 
 const char *queue_dir_name(enum queue_dir d)
@@ -202,7 +205,10 @@ struct store_job {
 	enum queue_dir dir;      /* APPEND: where the envelope is */
 	long long keep_len;      /* APPEND: truncate to this first (>= 0) */
 	struct buf bytes;        /* envelope or status records */
+	bool spare;              /* COMMIT: envelope written over spare/<spare_name> */
+	char spare_name[16];     /* its name */
 	int err;                 /* result: 0 or errno */
+	int content_err;         /* COMMIT: result of the content fsync */
 	queue_store_done_fn *done;
 	void *ctx;
 	struct store_job *same_next; /* next job of this batch on the same file */
@@ -225,6 +231,11 @@ struct queue_store {
 	const int *dfd;          /* q->dfd (directory fds never change) */
 	unsigned long batches;   /* statistics: batches and jobs flushed */
 	unsigned long jobs;
+	/* spare envelope files (loop thread only): names in spare/ */
+	uint32_t *spares;        /* stack of name numbers */
+	size_t nspare;
+	uint32_t spare_seq;      /* next name number */
+	unsigned long reused;    /* statistics: commits over a spare file */
 };
 
 static int write_all(int fd, const void *p, size_t n)
@@ -242,24 +253,33 @@ static int write_all(int fd, const void *p, size_t n)
 	return 0;
 }
 
-static void store_do_commit_files(struct queue_store *s, struct store_job *j)
+/* The envelope half of a commit (the content fsync runs beside it, as its
+ * own task: both must be done before the rename, neither waits for the
+ * other). */
+static void store_do_commit_envelope(struct queue_store *s, struct store_job *j, bool sync)
 {
-	if (fsync(j->content_fd) < 0) {
-		j->err = errno;
-		return;
+	int fd = -1;
+	if (j->spare) {
+		/* overwrite a spare envelope in place: its inode and block
+		 * are reused (no allocation, no free, no discard) */
+		fd = openat(s->dfd[QD_SPARE], j->spare_name, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			j->spare = false; /* gone: make a new one */
 	}
-	int fd = openat(s->dfd[QD_INCOMING], j->qid, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-			0600);
+	if (fd < 0)
+		fd = openat(s->dfd[QD_INCOMING], j->qid,
+			    O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (fd < 0) {
 		j->err = errno;
 		return;
 	}
-	if (write_all(fd, j->bytes.data, j->bytes.len) < 0 || fsync(fd) < 0)
+	if (write_all(fd, j->bytes.data, j->bytes.len) < 0 ||
+	    (j->spare && ftruncate(fd, (off_t)j->bytes.len) < 0) || (sync && fsync(fd) < 0))
 		j->err = errno;
 	close(fd);
 }
 
-static void store_do_append(struct queue_store *s, struct store_job *j)
+static void store_do_append(struct queue_store *s, struct store_job *j, bool sync)
 {
 	int fd = openat(s->dfd[j->dir], j->qid, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
 	if (fd < 0) {
@@ -269,7 +289,7 @@ static void store_do_append(struct queue_store *s, struct store_job *j)
 	if (j->keep_len >= 0 && ftruncate(fd, (off_t)j->keep_len) < 0)
 		j->err = errno;
 	else if (lseek(fd, 0, SEEK_END) < 0 || write_all(fd, j->bytes.data, j->bytes.len) < 0 ||
-		 fdatasync(fd) < 0)
+		 (sync && fdatasync(fd) < 0))
 		j->err = errno;
 	close(fd);
 }
@@ -279,6 +299,9 @@ static void store_do_append(struct queue_store *s, struct store_job *j)
  * journal commits (ext4's jbd2, XFS's log), so N files cost about what one
  * costs, where one thread would pay for each in turn. */
 #define QUEUE_STORE_THREADS 16
+/* From this many files in a batch on, one syncfs() instead of an fsync()
+ * per file (see store_files_parallel). */
+#define QUEUE_SYNCFS_MIN 4
 
 struct store_par {
 	struct queue_store *s;
@@ -286,30 +309,39 @@ struct store_par {
 	int content_dir_err;     /* its result */
 	struct store_job **jobs; /* the batch as an array */
 	size_t n;
-	size_t next;             /* next index to take (atomic) */
+	size_t next;             /* next task to take (atomic) */
 };
 
+/* Tasks of a batch: [0, n) the envelope (or the appends) of jobs[i],
+ * [n, 2n) the content fsync of jobs[i - n] when it is a commit, 2n the
+ * fsync of content/. Commits thus cost one flush deep, not two. */
 static void *store_par_run(void *arg)
 {
 	struct store_par *p = arg;
 	for (;;) {
 		size_t i = __atomic_fetch_add(&p->next, 1, __ATOMIC_RELAXED);
-		if (i == p->n && p->sync_content_dir) {
+		if (i == 2 * p->n && p->sync_content_dir) {
 			/* the content files' directory entries were made at
 			 * IPC_Q_OPEN, before this batch: sync them alongside */
 			if (fsync(p->s->dfd[QD_CONTENT]) < 0)
 				p->content_dir_err = errno;
 			continue;
 		}
-		if (i >= p->n)
+		if (i >= 2 * p->n)
 			return NULL;
+		if (i >= p->n) {
+			struct store_job *j = p->jobs[i - p->n];
+			if (j->kind == STORE_COMMIT && fsync(j->content_fd) < 0)
+				j->content_err = errno;
+			continue;
+		}
 		/* jobs on one file run in submission order, in one thread: a
 		 * recipient's per-target record must precede its final one */
 		for (struct store_job *j = p->jobs[i]; j; j = j->same_next) {
 			if (j->kind == STORE_COMMIT)
-				store_do_commit_files(p->s, j);
+				store_do_commit_envelope(p->s, j, true);
 			else
-				store_do_append(p->s, j);
+				store_do_append(p->s, j, true);
 		}
 	}
 }
@@ -337,9 +369,36 @@ static int store_files_parallel(struct queue_store *s, struct store_job *list)
 	}
 	queue_map_free(&last);
 	n = p.n;
+	if (n >= QUEUE_SYNCFS_MIN) {
+		/* many files: write them all, then one syncfs() makes every
+		 * dirty page, inode and directory block of the file system
+		 * durable with one cache flush, where each fsync() would pay
+		 * its own (ext4 without a journal flushes per call) */
+		for (size_t i = 0; i < n; i++)
+			for (struct store_job *j = p.jobs[i]; j; j = j->same_next) {
+				if (j->kind == STORE_COMMIT)
+					store_do_commit_envelope(s, j, false);
+				else
+					store_do_append(s, j, false);
+			}
+		int err = syncfs(s->dfd[QD_CONTENT]) < 0 ? errno : 0;
+		/* syncfs() flushes the device cache before its last wait for
+		 * metadata blocks (directory entries): an fsync of content/
+		 * (whose entries are the ones that matter) flushes after */
+		if (err == 0 && fsync(s->dfd[QD_CONTENT]) < 0)
+			err = errno;
+		for (struct store_job *j = list; j && err != 0; j = j->next) {
+			if (j->kind == STORE_COMMIT)
+				j->content_err = err;
+			else if (j->err == 0)
+				j->err = err;
+		}
+		free(p.jobs);
+		return err;
+	}
 	pthread_t th[QUEUE_STORE_THREADS];
 	size_t started = 0;
-	size_t tasks = n + (commits ? 1 : 0);
+	size_t tasks = 2 * n + (commits ? 1 : 0);
 	size_t want = tasks > QUEUE_STORE_THREADS ? QUEUE_STORE_THREADS : tasks;
 	for (size_t i = 1; i < want; i++)
 		if (pthread_create(&th[started], NULL, store_par_run, &p) == 0)
@@ -358,9 +417,13 @@ static void store_do_batch(struct queue_store *s, struct store_job *list)
 	bool commits = false;
 	int err = store_files_parallel(s, list);
 	for (struct store_job *j = list; j; j = j->next) {
+		if (j->kind == STORE_COMMIT && j->err == 0)
+			j->err = j->content_err; /* content not durable: no commit */
 		if (j->kind != STORE_COMMIT || j->err != 0)
 			continue;
-		if (renameat(s->dfd[QD_INCOMING], j->qid, s->dfd[QD_ACTIVE], j->qid) < 0)
+		/* the commit point: the complete, fsynced envelope gets its name */
+		if (j->spare ? renameat(s->dfd[QD_SPARE], j->spare_name, s->dfd[QD_ACTIVE], j->qid) < 0
+			     : renameat(s->dfd[QD_INCOMING], j->qid, s->dfd[QD_ACTIVE], j->qid) < 0)
 			j->err = errno;
 		else
 			commits = true;
@@ -500,6 +563,8 @@ static void store_on_finished(evutil_socket_t fd, short what, void *arg)
 		struct store_job *j = list;
 		list = j->next;
 		if (j->kind == STORE_COMMIT && j->err != 0) {
+			if (j->spare)
+				unlinkat(q->dfd[QD_SPARE], j->spare_name, 0);
 			unlinkat(q->dfd[QD_INCOMING], j->qid, 0);
 			unlinkat(q->dfd[QD_CONTENT], j->qid, 0);
 		}
@@ -567,7 +632,9 @@ void queue_store_stop(struct queue *q)
 	pthread_join(s->dirsync, NULL);
 	/* deliver the last results (replies may still be queued) */
 	store_on_finished(s->efd, EV_READ, q);
-	log_info("store: %lu durable writes in %lu group commits", s->jobs, s->batches);
+	log_info("store: %lu durable writes in %lu group commits, %lu envelopes over spare files",
+		 s->jobs, s->batches, s->reused);
+	free(s->spares);
 	event_free(s->ev);
 	close(s->efd);
 	pthread_mutex_destroy(&s->lock);
@@ -598,6 +665,12 @@ void queue_store_commit(struct queue *q, int content_fd, const struct qfile_env 
 	j->done = done;
 	j->ctx = ctx;
 	buf_init(&j->bytes, QFILE_FILE_MAX);
+	struct queue_store *st = q->store;
+	if (st->nspare > 0) {
+		j->spare = true;
+		snprintf(j->spare_name, sizeof(j->spare_name), "%08X", st->spares[--st->nspare]);
+		st->reused++;
+	}
 	if (qfile_encode_env(env, &j->bytes, &err) < 0) {
 		/* validated before; a failure here is answered like an I/O error */
 		log_warning("%s: cannot encode envelope: %s", env->qid, err);
@@ -631,10 +704,34 @@ void queue_store_append(struct queue *q, enum queue_dir dir, const char *qid, st
 
 /* ---- plain file operations (loop thread) ---- */
 
+/* Spare envelope files kept for reuse: enough for the commits of a few
+ * busy batches; beyond that removal unlinks as before. */
+#define QUEUE_SPARE_MAX 1024
+
+/* Take the envelope dir/qid out of the queue by renaming it to spare/ for
+ * a later commit to overwrite. Returns false when there is no room (or it
+ * failed): unlink it then. Only the queue process ever opens an envelope
+ * (smtpd writes content only), so a reused inode reaches no other process. */
+static bool store_keep_spare(struct queue *q, enum queue_dir dir, const char *qid)
+{
+	struct queue_store *s = q->store;
+	if (s == NULL || s->nspare >= QUEUE_SPARE_MAX)
+		return false;
+	if (s->spares == NULL)
+		s->spares = xcalloc(QUEUE_SPARE_MAX, sizeof(*s->spares));
+	uint32_t n = s->spare_seq++;
+	char name[16];
+	snprintf(name, sizeof(name), "%08X", n);
+	if (renameat(q->dfd[dir], qid, q->dfd[QD_SPARE], name) < 0)
+		return false;
+	s->spares[s->nspare++] = n;
+	return true;
+}
+
 void queue_store_remove(struct queue *q, enum queue_dir dir, const char *qid)
 {
 	/* envelope first: content without an envelope is garbage at restart */
-	if (unlinkat(q->dfd[dir], qid, 0) < 0 && errno != ENOENT)
+	if (!store_keep_spare(q, dir, qid) && unlinkat(q->dfd[dir], qid, 0) < 0 && errno != ENOENT)
 		log_warning("%s: remove %s/%s: %s", qid, queue_dir_name(dir), qid, strerror(errno));
 	if (unlinkat(q->dfd[QD_CONTENT], qid, 0) < 0 && errno != ENOENT)
 		log_warning("%s: remove content/%s: %s", qid, qid, strerror(errno));
@@ -744,6 +841,7 @@ static void recover_content(struct queue *q, enum queue_dir d, const char *name)
 void queue_store_recover(struct queue *q)
 {
 	store_each(q, QD_INCOMING, recover_incoming);
+	store_each(q, QD_SPARE, recover_incoming); /* spare envelopes: garbage too */
 	for (int k = QD_ACTIVE; k <= QD_CORRUPT; k++)
 		store_each(q, (enum queue_dir)k, recover_ids);
 	store_each(q, QD_CONTENT, recover_content);

@@ -1,8 +1,10 @@
 /*
  * queue_store_test.c - the store: a batch of commits made durable and read
  * back, status appends (and a torn tail cut before the next append),
- * corrupt files moved aside, start-up recovery of interrupted work.
+ * corrupt files moved aside, start-up recovery of interrupted work, spare
+ * envelope files reused by later commits.
  */
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -236,6 +238,94 @@ static void test_corrupt_and_recover(void **state)
 	assert_true(strcmp(next, orphan) > 0);
 }
 
+static size_t count_entries(int dfd)
+{
+	int fd = openat(dfd, ".", O_RDONLY | O_DIRECTORY);
+	DIR *d = fdopendir(fd);
+	size_t n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL)
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+/* A removed message's envelope is kept in spare/ and the next commit
+ * writes over it: same inode, exactly the new bytes (a longer old file is
+ * cut), nothing left in spare/; recovery clears spare/. */
+static void test_spare_envelopes(void **state)
+{
+	char a[QFILE_ID_LEN + 1], b[QFILE_ID_LEN + 1], c[QFILE_ID_LEN + 1];
+	struct qfile_env e;
+	struct stat st;
+	const char *err = NULL;
+	done_count = done_errors = 0;
+	size_t spare0 = count_entries(q.dfd[QD_SPARE]);
+
+	/* a with a long recipient list: a big envelope file */
+	int fd = queue_store_create_content(&q, a);
+	make_env(&e, a, "first@virt.test");
+	free(e.rcpt[1].addr);
+	char *longaddr = xmalloc(3001);
+	memset(longaddr, 'l', 2990);
+	memcpy(longaddr + 2990, "@virt.test", 11);
+	e.rcpt[1].addr = longaddr;
+	queue_store_commit(&q, fd, &e, on_done, NULL);
+	qfile_env_free(&e);
+	run_until(1);
+	assert_int_equal(fstatat(q.dfd[QD_ACTIVE], a, &st, 0), 0);
+	ino_t ino_a = st.st_ino;
+	off_t size_a = st.st_size;
+	queue_store_remove(&q, QD_ACTIVE, a);
+	assert_int_equal(fstatat(q.dfd[QD_ACTIVE], a, &st, 0), -1);
+	assert_int_equal(fstatat(q.dfd[QD_CONTENT], a, &st, 0), -1);
+	assert_int_equal(count_entries(q.dfd[QD_SPARE]), spare0 + 1);
+
+	/* b, a small envelope, lands in a's inode */
+	fd = queue_store_create_content(&q, b);
+	make_env(&e, b, "second@virt.test");
+	queue_store_commit(&q, fd, &e, on_done, NULL);
+	qfile_env_free(&e);
+	run_until(2);
+	assert_int_equal(done_errors, 0);
+	assert_int_equal(fstatat(q.dfd[QD_ACTIVE], b, &st, 0), 0);
+	assert_true(st.st_ino == ino_a);
+	assert_true(st.st_size < size_a);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(count_entries(q.dfd[QD_SPARE]), spare0);
+	assert_int_equal(queue_store_load(&q, QD_ACTIVE, b, &e, &err), 0);
+	assert_string_equal(e.rcpt[0].addr, "second@virt.test");
+	assert_string_equal(e.rcpt[1].addr, "second@virt.test");
+	assert_int_equal(e.valid_len, (size_t)st.st_size);
+	qfile_env_free(&e);
+
+	/* a spare that vanished is replaced by a new file */
+	queue_store_remove(&q, QD_ACTIVE, b);
+	assert_int_equal(count_entries(q.dfd[QD_SPARE]), spare0 + 1);
+	int sfd = openat(q.dfd[QD_SPARE], ".", O_RDONLY | O_DIRECTORY);
+	DIR *d = fdopendir(sfd);
+	struct dirent *de;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			unlinkat(q.dfd[QD_SPARE], de->d_name, 0);
+	closedir(d);
+	fd = queue_store_create_content(&q, c);
+	make_env(&e, c, "third@virt.test");
+	queue_store_commit(&q, fd, &e, on_done, NULL);
+	qfile_env_free(&e);
+	run_until(3);
+	assert_int_equal(done_errors, 0);
+	assert_int_equal(queue_store_load(&q, QD_ACTIVE, c, &e, &err), 0);
+	assert_string_equal(e.rcpt[0].addr, "third@virt.test");
+	qfile_env_free(&e);
+
+	/* recovery clears spare/ */
+	queue_store_remove(&q, QD_ACTIVE, c);
+	assert_true(count_entries(q.dfd[QD_SPARE]) > 0);
+	queue_store_recover(&q);
+	assert_int_equal(count_entries(q.dfd[QD_SPARE]), 0);
+}
+
 static void test_map(void **state)
 {
 	struct queue_map m = { 0 };
@@ -257,6 +347,7 @@ int main(void)
 		cmocka_unit_test(test_status_append_and_torn_tail),
 		cmocka_unit_test(test_appends_keep_order),
 		cmocka_unit_test(test_corrupt_and_recover),
+		cmocka_unit_test(test_spare_envelopes),
 		cmocka_unit_test(test_map),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
