@@ -33,7 +33,8 @@ enum ipc_type {
 	                     * cstr client hostname ("unknown" when none),
 	                     * cstr client address, u32 client port,
 	                     * cstr helo name, cstr protocol (SMTP, ESMTP, ESMTPS...),
-	                     * cstr message-id ("" none, for logs only).
+	                     * cstr message-id ("" none, for logs only),
+	                     * u32 flags (IPC_QC_*), cstr hold reason ("" none).
 	                     * The content must be complete. reply IPC_Q_COMMITTED
 	                     * only once content, envelope and directory entries are
 	                     * durable, else IPC_Q_ERROR. */
@@ -75,6 +76,9 @@ enum ipc_type {
 #define IPC_QF_RET_FULL 0x04   /* DSN RET=FULL */
 #define IPC_QF_RET_HDRS 0x08   /* DSN RET=HDRS */
 #define IPC_QF_BINARYMIME 0x10 /* BODY=BINARYMIME */
+
+/* IPC_Q_COMMIT flags */
+#define IPC_QC_HOLD 0x01 /* commit straight into hold/ (milter quarantine) */
 
 /* IPC_Q_RCPT notify bits (RFC 3461); 0 = not given */
 #define IPC_QN_SUCCESS 0x01

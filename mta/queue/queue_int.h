@@ -94,7 +94,7 @@ int queue_store_create_content(struct queue *q, char qid[QFILE_ID_LEN + 1]);
  * rename to active/QID, fsync the touched directories once per batch; then
  * done(q, err, ctx) on the loop. Takes ownership of content_fd. */
 void queue_store_commit(struct queue *q, int content_fd, const struct qfile_env *env,
-			queue_store_done_fn *done, void *ctx);
+			enum queue_dir target, queue_store_done_fn *done, void *ctx);
 /* Append bytes (status records) to the envelope dir/QID and fsync it, first
  * truncating the file to keep_len bytes when keep_len >= 0 (a torn tail);
  * then done(q, err, ctx) on the loop. */

@@ -45,6 +45,7 @@ struct queue_txn {
 	bool have_sender;    /* IPC_Q_SENDER seen */
 	bool committing;     /* handed to the store */
 	uint32_t reqid;      /* of the commit, echoed in the reply */
+	char *hold;          /* IPC_QC_HOLD: committed into hold/ for this reason */
 	size_t rcpt_cap;     /* allocated recipients */
 	struct qfile_env env; /* being built */
 };
@@ -67,6 +68,7 @@ static void txn_free(struct queue_txn *t)
 	if (t->content_fd >= 0)
 		close(t->content_fd);
 	qfile_env_free(&t->env);
+	free(t->hold);
 	free(t);
 }
 
@@ -294,19 +296,26 @@ static void commit_done(struct queue *q, int err, void *ctx)
 		       t->env.nrcpt);
 	log_info("%s", buf_cstr(&line));
 	buf_free(&line);
-	queue_sched_add(q, &t->env);
+	if (t->hold != NULL)
+		/* quarantined by a milter: kept, never delivered until released */
+		log_info("%s: hold: %s", t->env.qid, t->hold);
+	else
+		queue_sched_add(q, &t->env);
 	txn_free(t);
 }
 
 static void on_commit(struct queue *q, struct queue_client *c, struct ipc_msg *m)
 {
 	char *qid = NULL, *name = NULL, *addr = NULL, *helo = NULL, *proto = NULL, *msgid = NULL;
+	char *hold = NULL;
 	uint64_t size = 0;
 	int64_t arrival = 0;
-	uint32_t port = 0;
+	uint32_t port = 0, flags = 0;
 	if (!ipc_get_cstr(m, &qid) || !ipc_get_u64(m, &size) || !ipc_get_i64(m, &arrival) ||
 	    !ipc_get_cstr(m, &name) || !ipc_get_cstr(m, &addr) || !ipc_get_u32(m, &port) ||
 	    !ipc_get_cstr(m, &helo) || !ipc_get_cstr(m, &proto) || !ipc_get_cstr(m, &msgid) ||
+	    !ipc_get_u32(m, &flags) || !ipc_get_cstr(m, &hold) || (flags & ~(uint32_t)IPC_QC_HOLD) ||
+	    !text_ok(hold, QUEUE_TEXT_MAX, true) ||
 	    !ipc_get_end(m) || !text_ok(name, QUEUE_TEXT_MAX, true) ||
 	    !text_ok(addr, QUEUE_TEXT_MAX, true) || !text_ok(helo, QUEUE_TEXT_MAX, true) ||
 	    !text_ok(proto, 64, true) || !text_ok(msgid, QUEUE_TEXT_MAX, true) || port > 65535) {
@@ -343,12 +352,17 @@ static void on_commit(struct queue *q, struct queue_client *c, struct ipc_msg *m
 	t->env.protocol = proto;
 	t->env.msgid = msgid;
 	name = addr = helo = proto = msgid = NULL;
+	if (flags & IPC_QC_HOLD) {
+		t->hold = hold;
+		hold = NULL;
+	}
 	t->committing = true;
 	t->reqid = m->reqid;
 	int fd = t->content_fd;
 	t->content_fd = -1;
-	queue_store_commit(q, fd, &t->env, commit_done, t);
+	queue_store_commit(q, fd, &t->env, t->hold ? QD_HOLD : QD_ACTIVE, commit_done, t);
 done:
+	free(hold);
 	free(qid);
 	free(name);
 	free(addr);

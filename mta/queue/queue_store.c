@@ -202,7 +202,8 @@ struct store_job {
 	enum store_kind kind;
 	char qid[QFILE_ID_LEN + 1];
 	int content_fd;          /* COMMIT: owned */
-	enum queue_dir dir;      /* APPEND: where the envelope is */
+	enum queue_dir dir;      /* APPEND: where the envelope is; COMMIT: where it
+	                          * goes (active/, or hold/ for a quarantine) */
 	long long keep_len;      /* APPEND: truncate to this first (>= 0) */
 	struct buf bytes;        /* envelope or status records */
 	bool spare;              /* COMMIT: envelope written over spare/<spare_name> */
@@ -422,8 +423,8 @@ static void store_do_batch(struct queue_store *s, struct store_job *list)
 		if (j->kind != STORE_COMMIT || j->err != 0)
 			continue;
 		/* the commit point: the complete, fsynced envelope gets its name */
-		if (j->spare ? renameat(s->dfd[QD_SPARE], j->spare_name, s->dfd[QD_ACTIVE], j->qid) < 0
-			     : renameat(s->dfd[QD_INCOMING], j->qid, s->dfd[QD_ACTIVE], j->qid) < 0)
+		if (j->spare ? renameat(s->dfd[QD_SPARE], j->spare_name, s->dfd[j->dir], j->qid) < 0
+			     : renameat(s->dfd[QD_INCOMING], j->qid, s->dfd[j->dir], j->qid) < 0)
 			j->err = errno;
 		else
 			commits = true;
@@ -431,7 +432,7 @@ static void store_do_batch(struct queue_store *s, struct store_job *list)
 	/* content/ could not be synced: no commit of this batch is durable */
 	for (struct store_job *j = list; j && err != 0; j = j->next)
 		if (j->kind == STORE_COMMIT && j->err == 0) {
-			unlinkat(s->dfd[QD_ACTIVE], j->qid, 0);
+			unlinkat(s->dfd[j->dir], j->qid, 0);
 			j->err = err;
 		}
 	(void)commits;
@@ -474,9 +475,15 @@ static void *store_dirsync_thread(void *arg)
 		pthread_mutex_unlock(&s->lock);
 
 		int err = fsync(s->dfd[QD_ACTIVE]) < 0 ? errno : 0;
+		for (struct store_job *j = list; j && err == 0; j = j->next)
+			if (j->kind == STORE_COMMIT && j->dir == QD_HOLD) {
+				/* a quarantined message in this batch: hold/ too */
+				err = fsync(s->dfd[QD_HOLD]) < 0 ? errno : 0;
+				break;
+			}
 		for (struct store_job *j = list; j && err != 0; j = j->next) {
 			/* not known durable: withdraw it so it is never delivered */
-			unlinkat(s->dfd[QD_ACTIVE], j->qid, 0);
+			unlinkat(s->dfd[j->kind == STORE_COMMIT ? j->dir : QD_ACTIVE], j->qid, 0);
 			j->err = err;
 		}
 
@@ -655,11 +662,13 @@ static void store_submit(struct queue *q, struct store_job *j)
 }
 
 void queue_store_commit(struct queue *q, int content_fd, const struct qfile_env *env,
-			queue_store_done_fn *done, void *ctx)
+			enum queue_dir target, queue_store_done_fn *done, void *ctx)
 {
 	struct store_job *j = xcalloc(1, sizeof(*j));
 	const char *err = NULL;
+	CHECK(target == QD_ACTIVE || target == QD_HOLD);
 	j->kind = STORE_COMMIT;
+	j->dir = target;
 	memcpy(j->qid, env->qid, sizeof(j->qid));
 	j->content_fd = content_fd;
 	j->done = done;

@@ -637,10 +637,9 @@ static void smtpd_milter_eom_done(struct smtpd_session *s, const struct milter_v
 		return;
 	}
 	if (v->quarantine != NULL) {
-		/* no IPC field for hold/ yet: the milter-hold line above is
-		 * logged, the message is queued normally */
-		log_warning("%s: milter hold requested but not supported by the queue yet; message queued",
-			    s->qid);
+		/* the queue commits it straight into hold/ (IPC_QC_HOLD) */
+		free(s->hold_reason);
+		s->hold_reason = xstrdup(v->quarantine);
 	}
 	smtpd_message_commit(s, total);
 }
@@ -652,7 +651,8 @@ void smtpd_milter_reset(struct smtpd_session *s)
 	free(s->mrcpt.addr);
 	free(s->mrcpt.orcpt);
 	free(s->mrcpt_reply);
-	s->mrcpt.addr = s->mrcpt.orcpt = s->mrcpt_reply = NULL;
+	free(s->hold_reason);
+	s->mrcpt.addr = s->mrcpt.orcpt = s->mrcpt_reply = s->hold_reason = NULL;
 	if (s->milters == NULL)
 		return;
 	if (s->state == SMTPD_ST_MILTER) {

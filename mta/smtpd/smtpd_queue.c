@@ -114,6 +114,8 @@ int smtpd_queue_commit(struct smtpd_session *s, uint64_t size, const char *proto
 	ipc_put_cstr(&m, s->helo ? s->helo : "");
 	ipc_put_cstr(&m, protocol);
 	ipc_put_cstr(&m, msgid);
+	ipc_put_u32(&m, s->hold_reason ? IPC_QC_HOLD : 0);
+	ipc_put_cstr(&m, s->hold_reason ? s->hold_reason : "");
 	return smtpd_queue_send(s->srv, &m);
 }
 

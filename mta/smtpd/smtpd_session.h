@@ -139,6 +139,7 @@ struct smtpd_session {
 	bool milter_conn_refused;    /* the milters refused CONNECT (HELO still answered) */
 	struct smtpd_rcpt mrcpt;     /* the RCPT waiting for the milters (addr owned) */
 	char *mrcpt_reply;           /* MW_RCPT_REJ: smtpd's refusal, sent after the verdict */
+	char *hold_reason;           /* milter quarantine of this message, or NULL */
 	char daemon_addr[64];        /* local address of the connection ({daemon_addr}) */
 	unsigned daemon_port;        /* and port */
 };

@@ -161,7 +161,8 @@ class FakeQueue:
                 qid = r.str()
                 m = self.messages[qid]
                 m.commit = dict(size=r.u64(), arrival=r.i64(), host=r.str(), addr=r.str(),
-                                port=r.u32(), helo=r.str(), protocol=r.str(), msgid=r.str())
+                                port=r.u32(), helo=r.str(), protocol=r.str(), msgid=r.str(),
+                                flags=r.u32(), hold=r.str())
                 r.end()
                 if self.commit_error:
                     os.unlink(m.path)

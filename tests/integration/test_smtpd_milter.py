@@ -307,7 +307,10 @@ def test_accept_at_connect_skips_the_rest(postern_factory, milters):
     assert not any(line.startswith(("helo", "mail", "rcpt", "header", "eom")) for line in log)
 
 
-def test_quarantine_logged_and_delivered(postern_factory, milters):
+def test_quarantine_goes_to_hold(postern_factory, milters):
+    """A milter's quarantine puts the message on hold: committed (250),
+    logged as Postfix does, listed with '!' by postern queue, not delivered
+    until released."""
     m = milters("--mod", "quarantine:looks odd")
     p = start_postern(postern_factory, m)
     _, (code, text) = send(p)
@@ -315,6 +318,14 @@ def test_quarantine_logged_and_delivered(postern_factory, milters):
     qid = qid_of(text)
     wait_log(p, r"%s: milter-hold: END-OF-MESSAGE from localhost\[127\.0\.0\.1\]: milter triggers "
                 r"HOLD action: looks odd; from=<s@remote\.test> to=<alice@example\.test>" % qid)
+    wait_log(p, r"%s: hold: looks odd" % qid)
+    assert os.path.exists(os.path.join(p.queue, "hold", qid))
+    assert re.search(r"^%s!" % qid, p.cli("queue").stdout.decode(), re.M)
+    assert p.maildir_messages("alice") == []
+    assert "%s: to=<" % qid not in p.log_text()
+    # released by the administrator, it is delivered
+    assert p.cli("release", qid).returncode == 0
+    p.wait_delivered("alice", 1)
 
 
 def test_shutdown_at_mail(postern_factory, fakes):

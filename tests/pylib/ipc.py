@@ -162,9 +162,11 @@ class Smtpd:
     def rcpt(self, qid, rcpt, orcpt="", notify=0):
         self.request(Q_RCPT, Writer().str(qid).str(rcpt).str(orcpt).u32(notify).bytes())
 
-    def commit_request(self, qid, size, arrival_us=None, msgid=""):
+    def commit_request(self, qid, size, arrival_us=None, msgid="", hold=None):
+        """hold: a quarantine reason (IPC_QC_HOLD) or None."""
         w = Writer().str(qid).u64(size).i64(arrival_us or int(time.time() * 1e6))
         w.str("client.test").str("127.0.0.1").u32(40000).str("helo.test").str("ESMTP").str(msgid)
+        w.u32(1 if hold is not None else 0).str(hold or "")
         return self.request(Q_COMMIT, w.bytes())
 
     def send_message(self, sender, rcpts, body, msgid=""):

@@ -102,7 +102,7 @@ static void test_commit_batch_and_reread(void **state)
 		snprintf(rcpt, sizeof(rcpt), "r%d@virt.test", i);
 		make_env(&e, ids[i], rcpt);
 		e.size = (uint64_t)n;
-		queue_store_commit(&q, fd, &e, on_done, NULL);
+		queue_store_commit(&q, fd, &e, QD_ACTIVE, on_done, NULL);
 		qfile_env_free(&e);
 		if (i > 0)
 			assert_true(strcmp(ids[i - 1], ids[i]) < 0);
@@ -130,7 +130,7 @@ static void test_status_append_and_torn_tail(void **state)
 	int fd = queue_store_create_content(&q, qid);
 	struct qfile_env e;
 	make_env(&e, qid, "x@virt.test");
-	queue_store_commit(&q, fd, &e, on_done, NULL);
+	queue_store_commit(&q, fd, &e, QD_ACTIVE, on_done, NULL);
 	qfile_env_free(&e);
 	run_until(1);
 
@@ -172,7 +172,7 @@ static void test_appends_keep_order(void **state)
 	int fd = queue_store_create_content(&q, qid);
 	struct qfile_env e;
 	make_env(&e, qid, "list@virt.test");
-	queue_store_commit(&q, fd, &e, on_done, NULL);
+	queue_store_commit(&q, fd, &e, QD_ACTIVE, on_done, NULL);
 	qfile_env_free(&e);
 	run_until(1);
 	struct buf b;
@@ -270,7 +270,7 @@ static void test_spare_envelopes(void **state)
 	memset(longaddr, 'l', 2990);
 	memcpy(longaddr + 2990, "@virt.test", 11);
 	e.rcpt[1].addr = longaddr;
-	queue_store_commit(&q, fd, &e, on_done, NULL);
+	queue_store_commit(&q, fd, &e, QD_ACTIVE, on_done, NULL);
 	qfile_env_free(&e);
 	run_until(1);
 	assert_int_equal(fstatat(q.dfd[QD_ACTIVE], a, &st, 0), 0);
@@ -284,7 +284,7 @@ static void test_spare_envelopes(void **state)
 	/* b, a small envelope, lands in a's inode */
 	fd = queue_store_create_content(&q, b);
 	make_env(&e, b, "second@virt.test");
-	queue_store_commit(&q, fd, &e, on_done, NULL);
+	queue_store_commit(&q, fd, &e, QD_ACTIVE, on_done, NULL);
 	qfile_env_free(&e);
 	run_until(2);
 	assert_int_equal(done_errors, 0);
@@ -311,7 +311,7 @@ static void test_spare_envelopes(void **state)
 	closedir(d);
 	fd = queue_store_create_content(&q, c);
 	make_env(&e, c, "third@virt.test");
-	queue_store_commit(&q, fd, &e, on_done, NULL);
+	queue_store_commit(&q, fd, &e, QD_ACTIVE, on_done, NULL);
 	qfile_env_free(&e);
 	run_until(3);
 	assert_int_equal(done_errors, 0);
