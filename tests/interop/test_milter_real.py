@@ -4,6 +4,7 @@ opendkim -t (its own verifier, key served by dnsmasq) and by opendkim in
 verify mode as the next milter of the same chain; a chain of three milters."""
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -76,6 +77,7 @@ def env():
             stop(p, sig=9)
         if e.dns:
             e.dns.stop()
+        shutil.rmtree(e.w, ignore_errors=True)
 
 
 def start_opendkim(e, name, lines):

@@ -5,6 +5,7 @@ dnsmasq); opendkim in verify mode as the next milter of the same chain says
 pass; a chain of three milters (script, opendkim, script)."""
 import os
 import re
+import shutil
 import smtplib
 import sys
 import tempfile
@@ -74,6 +75,7 @@ def env():
             stop(p, sig=9)
         if e.dns:
             e.dns.stop()
+        shutil.rmtree(e.w, ignore_errors=True)
 
 
 def send(p, msg=MSG):
