@@ -13,8 +13,6 @@ ResolverConfiguration). Mail is delivered to a Maildir and the test reads
 the headers a user would see.
 """
 import base64
-import email
-import email.policy
 import os
 import re
 import shutil
@@ -29,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from pylib.dnsmasq import Dnsmasq, silent_udp_port  # noqa: E402
 from pylib.postfix import Listener, Postfix, milter_ready  # noqa: E402
 from pylib.util import BIN, free_port, stop, wait_for  # noqa: E402
+from pylib.filters import run_miltertest, wait_delivered, write as write_file  # noqa: E402
 
 # A private Postfix and UserID postern need root (as CI runs the tests).
 if os.geteuid() != 0:
@@ -48,10 +47,7 @@ def pubkey_b64(keyfile, ed25519=False):
 
 
 def write(path, text, mode=0o644):
-    with open(path, "w") as f:
-        f.write(text)
-    os.chmod(path, mode)
-    return path
+    return write_file(path, text, mode)
 
 
 class Env:
@@ -186,33 +182,12 @@ def deliver(env, listener, raw, subject, sender="alice@d.test", xclient=None):
     code, text = env.pf.send(env.pf.port(listener), sender, [RCPT], raw, xclient_addr=xclient)
     assert code == 250, (code, text)
 
-    def found():
-        for m in env.pf.messages(RCPT):
-            msg = email.message_from_bytes(m, policy=email.policy.compat32)
-            if subject in (msg["X-Test-Id"], msg["Subject"]):
-                return msg
-        return None
-    try:
-        return wait_for(found, timeout=20, what="delivery of " + subject)
-    except TimeoutError:
-        logs = env.pf.log()[-3000:]
-        for name in ("pds", "pdv", "pdt"):
-            try:
-                with open(os.path.join(env.w, name + ".log")) as f:
-                    logs += "\n--- %s\n" % name + f.read()[-2000:]
-            except OSError:
-                pass
-        raise TimeoutError("no delivery of %s:\n%s" % (subject, logs))
+    return deliver_wait(env, subject)
 
 
 def deliver_wait(env, subject):
-    def found():
-        for m in env.pf.messages(RCPT):
-            msg = email.message_from_bytes(m, policy=email.policy.compat32)
-            if subject in (msg["X-Test-Id"], msg["Subject"]):
-                return msg
-        return None
-    return wait_for(found, timeout=20, what="delivery of " + subject)
+    return wait_delivered(env.pf, RCPT, subject,
+                          [os.path.join(env.w, n + ".log") for n in ("pds", "pdv", "pdt")])
 
 
 def ar_values(msg, authserv):
@@ -522,12 +497,7 @@ def test_opendkim_testmode_verifies_postern_signature(env, tmp_path):
 
 @pytest.mark.parametrize("script", ["dkim_sign.lua", "dkim_hostile.lua"])
 def test_miltertest(env, script):
-    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "miltertest")
-    r = subprocess.run(["miltertest", "-s", os.path.join(d, script)], capture_output=True,
-                       text=True, timeout=60,
-                       env=dict(os.environ, MILTER_SOCKET="inet:%d@127.0.0.1" % env.sv_p,
-                                MILTERTEST_DIR=d))
-    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+    run_miltertest(script, env.sv_p)
     assert env.procs[-1].poll() is None
 
 

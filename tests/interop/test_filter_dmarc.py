@@ -13,8 +13,6 @@ results the two before it added (Postfix shows each milter the edits of
 the earlier ones). Clients are claimed with XCLIENT.
 """
 import base64
-import email
-import email.policy
 import os
 import re
 import shutil
@@ -29,6 +27,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from pylib.dnsmasq import Dnsmasq, silent_udp_port  # noqa: E402
 from pylib.postfix import Listener, Postfix, milter_ready  # noqa: E402
 from pylib.util import BIN, free_port, stop, wait_for  # noqa: E402
+from pylib.filters import check_config_cases, run_miltertest, wait_delivered, write  # noqa: E402
 
 # A private Postfix and UserID postern need root (as CI runs the tests).
 if os.geteuid() != 0:
@@ -37,12 +36,6 @@ if os.geteuid() != 0:
 RCPT, SIGNED = "a@r.test", "s@r.test"
 SIGN, CHECK, STRICT, SELF = 0, 1, 2, 3
 GOOD_IP, BAD_IP = "192.0.2.10", "203.0.113.5"
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    return path
 
 
 def pubkey_b64(keyfile):
@@ -136,16 +129,7 @@ def make(frm="From: <alice@d.test>\r\n", extra=""):
 
 
 def wait_msg(env, rcpt, token):
-    def found():
-        for m in env.pf.messages(rcpt):
-            msg = email.message_from_bytes(m, policy=email.policy.compat32)
-            if token in (msg["Subject"], msg["X-Test-Id"]):
-                return msg
-        return None
-    try:
-        return wait_for(found, timeout=20, what="delivery of " + token)
-    except TimeoutError:
-        raise TimeoutError(env.pf.log()[-3000:])
+    return wait_delivered(env.pf, rcpt, token)
 
 
 def send(env, listener, raw, token, sender="alice@d.test", client=GOOD_IP):
@@ -343,23 +327,12 @@ def test_history_records(env):
 
 
 def test_config_test(env, tmp_path):
-    pd = os.path.join(BIN, "postern-dmarc")
-    r = subprocess.run([pd, "-V"], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.startswith("postern-dmarc ")
-    for text, ok in (("RejectFailures yes\n", True), ("BadFromAction maybe\n", False),
-                     ("PublicSuffixList /nonexistent\n", False), ("Foo 1\n", False)):
-        p = write(str(tmp_path / "c.conf"), "Socket inet:1@127.0.0.1\nUserID postern\n"
-                  "Nameservers 127.0.0.1\n" + text)
-        r = subprocess.run([pd, "-t", "-c", p], capture_output=True, text=True)
-        assert (r.returncode == 0) == ok, (text, r.stderr)
+    check_config_cases(os.path.join(BIN, "postern-dmarc"), "postern-dmarc", tmp_path,
+                       (("RejectFailures yes\n", True), ("BadFromAction maybe\n", False),
+                        ("PublicSuffixList /nonexistent\n", False), ("Foo 1\n", False)))
     assert all(p.poll() is None for p in env.procs)
 
 
 def test_miltertest(env):
-    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "miltertest")
-    r = subprocess.run(["miltertest", "-s", os.path.join(d, "dmarc.lua")], capture_output=True,
-                       text=True, timeout=60,
-                       env=dict(os.environ, MILTER_SOCKET="inet:%d@127.0.0.1" % env.report_port,
-                                MILTERTEST_DIR=d))
-    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+    run_miltertest("dmarc.lua", env.report_port)
     assert all(p.poll() is None for p in env.procs)

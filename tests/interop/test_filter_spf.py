@@ -10,8 +10,6 @@ Listeners of the one Postfix instance:
   STRICT  postern-spf with RejectFail yes, TempErrorAction tempfail,
           PermErrorAction reject
 """
-import email
-import email.policy
 import os
 import re
 import shutil
@@ -25,7 +23,8 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from pylib.dnsmasq import Dnsmasq, silent_udp_port  # noqa: E402
 from pylib.postfix import Listener, Postfix, milter_ready  # noqa: E402
-from pylib.util import BIN, free_port, stop, wait_for  # noqa: E402
+from pylib.util import BIN, free_port, stop  # noqa: E402
+from pylib.filters import check_config_cases, run_miltertest, wait_delivered, write  # noqa: E402
 
 # A private Postfix and UserID postern need root (as CI runs the tests).
 if os.geteuid() != 0:
@@ -70,12 +69,6 @@ TXT = {
                         ["ip4:192.0.2.0/24 -all"])],
     "six.test": ["v=spf1 ip6:2001:db8::/32 -all"],
 }
-
-
-def write(path, text):
-    with open(path, "w") as f:
-        f.write(text)
-    return path
 
 
 class Env:
@@ -137,16 +130,7 @@ def send(env, listener, sender, client=CLIENT, helo="client.test", extra=""):
     if code != 250:
         return code, text, None
 
-    def found():
-        for m in env.pf.messages(RCPT):
-            msg = email.message_from_bytes(m, policy=email.policy.compat32)
-            if msg["Subject"] == token:
-                return msg
-        return None
-    try:
-        return code, text, wait_for(found, timeout=20, what="delivery")
-    except TimeoutError:
-        raise TimeoutError(env.pf.log()[-3000:])
+    return code, text, wait_delivered(env.pf, RCPT, token)
 
 
 def spf_of(msg):
@@ -291,22 +275,12 @@ def test_strict_accepts(env, sender):
 
 
 def test_config_test(env, tmp_path):
-    r = subprocess.run([PS, "-V"], capture_output=True, text=True)
-    assert r.returncode == 0 and r.stdout.startswith("postern-spf ")
-    for text, ok in (("TempErrorAction tempfail\n", True), ("TempErrorAction maybe\n", False),
-                     ("RejectFail perhaps\n", False), ("Unknown 1\n", False)):
-        p = write(str(tmp_path / "c.conf"), "Socket inet:1@127.0.0.1\nUserID postern\n"
-                  "Nameservers 127.0.0.1\n" + text)
-        r = subprocess.run([PS, "-t", "-c", p], capture_output=True, text=True)
-        assert (r.returncode == 0) == ok, (text, r.stderr)
+    check_config_cases(PS, "postern-spf", tmp_path,
+                       (("TempErrorAction tempfail\n", True), ("TempErrorAction maybe\n", False),
+                        ("RejectFail perhaps\n", False), ("Unknown 1\n", False)))
     assert all(p.poll() is None for p in env.procs)
 
 
 def test_miltertest(env):
-    d = os.path.join(os.path.dirname(os.path.abspath(__file__)), "miltertest")
-    r = subprocess.run(["miltertest", "-s", os.path.join(d, "spf.lua")], capture_output=True,
-                       text=True, timeout=60,
-                       env=dict(os.environ, MILTER_SOCKET="inet:%d@127.0.0.1" % env.tag_port,
-                                MILTERTEST_DIR=d))
-    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stdout + r.stderr
+    run_miltertest("spf.lua", env.tag_port)
     assert all(p.poll() is None for p in env.procs)
