@@ -18,6 +18,7 @@
 
 #include "delivery/lda_maildir.h"
 #include "delivery/lda_path.h"
+#include "lib/fileio.h"
 #include "lib/common.h"
 
 #define LDA_MAILDIR_ATTEMPTS 20
@@ -147,21 +148,6 @@ fail_root:
 	return -1;
 }
 
-/* write() all of p, retrying short writes; 0 or -1 with errno. */
-static int lda_maildir_write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 bool lda_maildir_delivery_id_valid(const char *id)
 {
 	size_t i = 0, digits, token;
@@ -226,7 +212,7 @@ int lda_maildir_deliver(int boxfd, const char *path, struct str msg, bool quota_
 		}
 	}
 	/* 2. the whole message, on disk before it becomes visible */
-	if (lda_maildir_write_all(fd, msg.p, msg.len) < 0 || fsync(fd) < 0) {
+	if (file_write_all(fd, msg.p, msg.len) < 0 || fsync(fd) < 0) {
 		int err = errno;
 		close(fd);
 		fd = -1;

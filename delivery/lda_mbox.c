@@ -21,6 +21,7 @@
 
 #include "delivery/lda_mbox.h"
 #include "delivery/lda_path.h"
+#include "lib/fileio.h"
 #include "lib/common.h"
 
 int lda_mbox_from_line(struct buf *out, const char *sender, time_t t)
@@ -234,20 +235,6 @@ static int lda_mbox_dotlock(int mfd, const char *lockpath, uid_t uid, double dea
 	}
 }
 
-static int lda_mbox_write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 int lda_mbox_deliver(const char *path, struct str msg, const char *sender, uid_t uid,
 		     unsigned lock_timeout, bool quota_tempfail, struct lda_status *st)
 {
@@ -324,12 +311,12 @@ int lda_mbox_deliver(const char *path, struct str msg, const char *sender, uid_t
 	if (lockfd >= 0) {
 		char rec[64];
 		int k = snprintf(rec, sizeof(rec), "%ld %lld\n", (long)getpid(), (long long)size);
-		if (lda_mbox_write_all(lockfd, rec, (size_t)k) < 0) {
+		if (file_write_all(lockfd, rec, (size_t)k) < 0) {
 			lda_status_fail_errno(st, errno, quota_tempfail, lockpath);
 			goto out;
 		}
 	}
-	if (lda_mbox_write_all(fd, data.data, data.len) < 0 || fsync(fd) < 0) {
+	if (file_write_all(fd, data.data, data.len) < 0 || fsync(fd) < 0) {
 		int err = errno;
 		/* never leave a partial message (Postfix mail_copy does the same) */
 		if (ftruncate(fd, size) == 0)

@@ -45,3 +45,18 @@ int file_read_all(int dirfd, const char *path, int oflags, size_t max, struct bu
 	}
 	return 0;
 }
+
+int file_write_all(int fd, const void *p, size_t n)
+{
+	const char *c = p;
+	while (n > 0) {
+		ssize_t w = write(fd, c, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -1;
+		c += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}

@@ -1,5 +1,5 @@
 /*
- * fileio.h - reading a whole configuration, table or queue file at once.
+ * fileio.h - reading a whole file at once, writing a whole buffer.
  *
  * One bounded reader for every file Postern reads whole: it refuses what is
  * not a regular file and anything larger than the caller's limit, so a
@@ -19,5 +19,9 @@
  * Blocks on the file read only.
  */
 int file_read_all(int dirfd, const char *path, int oflags, size_t max, struct buf *out);
+
+/* write() all n bytes of p to fd, retrying short writes and EINTR.
+ * Returns 0, or -1 with errno. Blocks as the descriptor does. */
+int file_write_all(int fd, const void *p, size_t n);
 
 #endif

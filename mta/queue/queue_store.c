@@ -39,6 +39,7 @@
 
 #include "mta/queue/queue_int.h"
 #include "lib/log.h"
+#include "lib/fileio.h"
 #include "lib/common.h"
 
 static const char *const queue_dir_names[QD_COUNT] = {
@@ -239,21 +240,6 @@ struct queue_store {
 	unsigned long reused;    /* statistics: commits over a spare file */
 };
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const char *b = p;
-	while (n > 0) {
-		ssize_t w = write(fd, b, n);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0)
-			return -1;
-		b += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
 /* The envelope half of a commit (the content fsync runs beside it, as its
  * own task: both must be done before the rename, neither waits for the
  * other). */
@@ -274,7 +260,7 @@ static void store_do_commit_envelope(struct queue_store *s, struct store_job *j,
 		j->err = errno;
 		return;
 	}
-	if (write_all(fd, j->bytes.data, j->bytes.len) < 0 ||
+	if (file_write_all(fd, j->bytes.data, j->bytes.len) < 0 ||
 	    (j->spare && ftruncate(fd, (off_t)j->bytes.len) < 0) || (sync && fsync(fd) < 0))
 		j->err = errno;
 	close(fd);
@@ -289,7 +275,7 @@ static void store_do_append(struct queue_store *s, struct store_job *j, bool syn
 	}
 	if (j->keep_len >= 0 && ftruncate(fd, (off_t)j->keep_len) < 0)
 		j->err = errno;
-	else if (lseek(fd, 0, SEEK_END) < 0 || write_all(fd, j->bytes.data, j->bytes.len) < 0 ||
+	else if (lseek(fd, 0, SEEK_END) < 0 || file_write_all(fd, j->bytes.data, j->bytes.len) < 0 ||
 		 (sync && fdatasync(fd) < 0))
 		j->err = errno;
 	close(fd);

@@ -32,18 +32,11 @@ def workers(inst):
     """PIDs of the postern-lda workers of this instance's master."""
     masters = set(inst.pids("postern"))
     found = []
-    for p in os.listdir("/proc"):
-        if not p.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % p, "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            continue
-        ppid = proc_status(int(p), "PPid")
+    for pid, argv in util.processes():
+        ppid = proc_status(pid, "PPid")
         if len(argv) >= 2 and os.path.basename(argv[0]) == b"postern-lda" and \
                 argv[1] == b"--worker" and ppid and int(ppid[0]) in masters:
-            found.append(int(p))
+            found.append(pid)
     return found
 
 

@@ -120,19 +120,9 @@ class Postern:
     def pids(self, name):
         """PIDs of processes named name (e.g. 'postern-smtpd') that belong
         to this instance (their command line names this config dir)."""
-        found = []
-        for p in os.listdir("/proc"):
-            if not p.isdigit():
-                continue
-            try:
-                with open("/proc/%s/cmdline" % p, "rb") as f:
-                    argv = f.read().split(b"\0")
-            except OSError:
-                continue
-            if argv and os.path.basename(argv[0]).decode(errors="replace") == name \
-                    and self.conf.encode() in argv:
-                found.append(int(p))
-        return found
+        return [pid for pid, argv in util.processes()
+                if argv and os.path.basename(argv[0]).decode(errors="replace") == name
+                and self.conf.encode() in argv]
 
     def kill_all(self):
         for name in ("postern-smtpd", "postern-queue", "postern"):

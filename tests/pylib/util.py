@@ -64,3 +64,15 @@ def stop(proc, sig=15, timeout=10):
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def processes():
+    """(pid, argv as a list of bytes) of every process now running."""
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % p, "rb") as f:
+                yield int(p), f.read().split(b"\0")
+        except OSError:
+            continue

@@ -51,10 +51,32 @@ static void test_read_limits_and_types(void **state)
 	free(l);
 }
 
+static void test_write_all(void **state)
+{
+	char path[] = "/tmp/fileio_test_w.XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	char big[200000];
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (char)(i * 7);
+	assert_int_equal(file_write_all(fd, big, sizeof(big)), 0);
+	close(fd);
+	struct buf b;
+	assert_int_equal(file_read_all(AT_FDCWD, path, 0, sizeof(big), &b), 0);
+	assert_int_equal(b.len, sizeof(big));
+	assert_memory_equal(b.data, big, sizeof(big));
+	buf_free(&b);
+	unlink(path);
+	errno = 0;
+	assert_int_equal(file_write_all(-1, "x", 1), -1);
+	assert_int_equal(errno, EBADF);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_read_limits_and_types),
+		cmocka_unit_test(test_write_all),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
