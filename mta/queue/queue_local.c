@@ -335,18 +335,30 @@ static bool privs_for_alias(struct resolve *r, uint32_t *uid, uint32_t *gid)
 	return true;
 }
 
-static void alias_command(struct resolve *r, const char *final, const char *cmd, const char *cls)
+/* May this alias class deliver to a command/file (allow_mail_to_*), and as
+ * whom? false (and the target failed) when not. */
+static bool alias_allowed(struct resolve *r, const char *final, const char *allow, const char *cls,
+			  const char *what, uint32_t *uid, uint32_t *gid)
 {
-	if (!list_has(r->ql->cfg->allow_mail_to_commands, cls)) {
-		fail_target(r, true, final, "local", "5.7.1", "mail to command is restricted");
-		return;
+	if (!list_has(allow, cls)) {
+		fail_target(r, true, final, "local", "5.7.1", "mail to %s is restricted", what);
+		return false;
 	}
-	uint32_t uid = (uint32_t)getuid(), gid = (uint32_t)getgid();
-	if (!privs_for_alias(r, &uid, &gid)) {
+	*uid = (uint32_t)getuid();
+	*gid = (uint32_t)getgid();
+	if (!privs_for_alias(r, uid, gid)) {
 		fail_target(r, false, final, "local", "4.3.5", "unknown default_privs user \"%s\"",
 			    r->ql->cfg->default_privs);
-		return;
+		return false;
 	}
+	return true;
+}
+
+static void alias_command(struct resolve *r, const char *final, const char *cmd, const char *cls)
+{
+	uint32_t uid, gid;
+	if (!alias_allowed(r, final, r->ql->cfg->allow_mail_to_commands, cls, "command", &uid, &gid))
+		return;
 	struct queue_target *x = add_target(r, QT_PIPE, final);
 	if (x == NULL)
 		return;
@@ -359,16 +371,9 @@ static void alias_command(struct resolve *r, const char *final, const char *cmd,
 
 static void alias_file(struct resolve *r, const char *final, const char *path, const char *cls)
 {
-	if (!list_has(r->ql->cfg->allow_mail_to_files, cls)) {
-		fail_target(r, true, final, "local", "5.7.1", "mail to file is restricted");
+	uint32_t uid, gid;
+	if (!alias_allowed(r, final, r->ql->cfg->allow_mail_to_files, cls, "file", &uid, &gid))
 		return;
-	}
-	uint32_t uid = (uint32_t)getuid(), gid = (uint32_t)getgid();
-	if (!privs_for_alias(r, &uid, &gid)) {
-		fail_target(r, false, final, "local", "4.3.5", "unknown default_privs user \"%s\"",
-			    r->ql->cfg->default_privs);
-		return;
-	}
 	size_t n = strlen(path);
 	struct queue_target *x = add_target(r, path[n - 1] == '/' ? QT_MAILDIR : QT_MBOX, final);
 	if (x == NULL)
