@@ -176,21 +176,6 @@ int queue_store_open_dirs(struct queue *q, const char **error_r)
 	return 0;
 }
 
-int queue_store_create_content(struct queue *q, char qid[QFILE_ID_LEN + 1])
-{
-	for (int tries = 0; tries < 1000; tries++) {
-		qfile_id_next(queue_now_us(), &q->last_id, qid);
-		int fd = openat(q->dfd[QD_CONTENT], qid, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-				0600);
-		if (fd >= 0)
-			return fd;
-		if (errno != EEXIST)
-			return -1;
-	}
-	errno = EEXIST;
-	return -1;
-}
-
 /* ---- the worker ---- */
 
 enum store_kind {
@@ -238,7 +223,93 @@ struct queue_store {
 	size_t nspare;
 	uint32_t spare_seq;      /* next name number */
 	unsigned long reused;    /* statistics: commits over a spare file */
+	/* spare content files (loop thread only): names "C%08X" in spare/ */
+	uint32_t *cspares;
+	size_t ncspare;
+	unsigned long creused;   /* statistics: content files reused */
 };
+
+/* Spare content files (loop thread only), kept like spare envelopes: every
+ * new file on a busy queue costs an inode allocation, which ext4 makes slow
+ * after many deletions. A content file was handed out (smtpd wrote it, LDA
+ * workers and |commands read it), so it is reused only when a write lease
+ * proves that no other process holds it open any more: a descriptor kept by
+ * anyone would otherwise show them the next message. */
+#define QUEUE_CSPARE_MAX 1024
+
+static void cspare_name(char name[16], uint32_t n)
+{
+	snprintf(name, 16, "C%08X", n);
+}
+
+/* Rename content/qid to spare/ for reuse; false if there is no room. */
+static bool store_keep_content(struct queue *q, const char *qid)
+{
+	struct queue_store *s = q->store;
+	if (s == NULL || s->ncspare >= QUEUE_CSPARE_MAX)
+		return false;
+	if (s->cspares == NULL)
+		s->cspares = xcalloc(QUEUE_CSPARE_MAX, sizeof(*s->cspares));
+	char name[16];
+	uint32_t n = s->spare_seq++;
+	cspare_name(name, n);
+	if (renameat(q->dfd[QD_CONTENT], qid, q->dfd[QD_SPARE], name) < 0)
+		return false;
+	s->cspares[s->ncspare++] = n;
+	return true;
+}
+
+/* A spare content file nobody else has open, truncated and renamed to a new
+ * content/QID; -1 if there is none. */
+static int store_reuse_content(struct queue *q, char qid[QFILE_ID_LEN + 1])
+{
+	struct queue_store *s = q->store;
+	while (s != NULL && s->ncspare > 0) {
+		char name[16];
+		cspare_name(name, s->cspares[--s->ncspare]);
+		int fd = openat(q->dfd[QD_SPARE], name, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+		if (fd < 0)
+			continue;
+		/* F_WRLCK is granted only when ours is the file's sole open
+		 * description; nobody without the path can open it after */
+		bool alone = fcntl(fd, F_SETLEASE, F_WRLCK) == 0;
+		if (alone)
+			(void)fcntl(fd, F_SETLEASE, F_UNLCK);
+		if (alone && ftruncate(fd, 0) == 0) {
+			for (int tries = 0; tries < 1000; tries++) {
+				qfile_id_next(queue_now_us(), &q->last_id, qid);
+				if (renameat2(q->dfd[QD_SPARE], name, q->dfd[QD_CONTENT], qid,
+					      RENAME_NOREPLACE) == 0) {
+					s->creused++;
+					return fd;
+				}
+				if (errno != EEXIST)
+					break;
+			}
+		}
+		close(fd);
+		unlinkat(q->dfd[QD_SPARE], name, 0);
+	}
+	return -1;
+}
+
+int queue_store_create_content(struct queue *q, char qid[QFILE_ID_LEN + 1])
+{
+	int reused = store_reuse_content(q, qid);
+	if (reused >= 0)
+		return reused;
+	for (int tries = 0; tries < 1000; tries++) {
+		qfile_id_next(queue_now_us(), &q->last_id, qid);
+		int fd = openat(q->dfd[QD_CONTENT], qid, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
+				0600);
+		if (fd >= 0)
+			return fd;
+		if (errno != EEXIST)
+			return -1;
+	}
+	errno = EEXIST;
+	return -1;
+}
 
 /* The envelope half of a commit (the content fsync runs beside it, as its
  * own task: both must be done before the rename, neither waits for the
@@ -625,9 +696,11 @@ void queue_store_stop(struct queue *q)
 	pthread_join(s->dirsync, NULL);
 	/* deliver the last results (replies may still be queued) */
 	store_on_finished(s->efd, EV_READ, q);
-	log_info("store: %lu durable writes in %lu group commits, %lu envelopes over spare files",
-		 s->jobs, s->batches, s->reused);
+	log_info("store: %lu durable writes in %lu group commits, %lu envelopes over spare files, "
+		 "%lu content files reused",
+		 s->jobs, s->batches, s->reused, s->creused);
 	free(s->spares);
+	free(s->cspares);
 	event_free(s->ev);
 	close(s->efd);
 	pthread_mutex_destroy(&s->lock);
@@ -728,14 +801,16 @@ void queue_store_remove(struct queue *q, enum queue_dir dir, const char *qid)
 	/* envelope first: content without an envelope is garbage at restart */
 	if (!store_keep_spare(q, dir, qid) && unlinkat(q->dfd[dir], qid, 0) < 0 && errno != ENOENT)
 		log_warning("%s: remove %s/%s: %s", qid, queue_dir_name(dir), qid, strerror(errno));
-	if (unlinkat(q->dfd[QD_CONTENT], qid, 0) < 0 && errno != ENOENT)
+	if (!store_keep_content(q, qid) && unlinkat(q->dfd[QD_CONTENT], qid, 0) < 0 &&
+	    errno != ENOENT)
 		log_warning("%s: remove content/%s: %s", qid, qid, strerror(errno));
 	log_info("%s: removed", qid);
 }
 
 void queue_store_discard(struct queue *q, const char *qid)
 {
-	unlinkat(q->dfd[QD_CONTENT], qid, 0);
+	if (!store_keep_content(q, qid))
+		unlinkat(q->dfd[QD_CONTENT], qid, 0);
 }
 
 int queue_store_move(struct queue *q, enum queue_dir from, enum queue_dir to, const char *qid)

@@ -284,3 +284,45 @@ def test_late_result_after_crash_is_not_delivered_again(harness):
     wait_for(lambda: "%s: removed" % qid in q.logtext(), what="late result recorded")
     assert len(q.maildir("ann")) == 1
     assert len(q.deliveries) == 1
+
+
+def test_content_file_reused_only_when_nobody_holds_it(harness):
+    """A finished message's content file is reused for a later message
+    (creating files is what a busy queue pays most for), but never while a
+    delivery process still holds it open: that process would read the next
+    message."""
+    q = harness()
+    s = q.smtpd()
+
+    def content_ino(qid):
+        return os.stat(os.path.join(q.qdir, "content", qid)).st_ino
+
+    # 1. nobody keeps a descriptor: the next message gets the same file,
+    # truncated (the longer old content leaves nothing behind)
+    q.hold_deliveries.clear()
+    first, _, _ = s.send_message("a@example.org", ["ann@virt.test"], body("long" * 500))
+    ino = content_ino(first)
+    q.hold_deliveries.set()
+    wait_for(lambda: lines(q, "%s: removed" % first), what="first removed")
+    q.hold_deliveries.clear()
+    second, _, _ = s.send_message("a@example.org", ["ann@virt.test"], body("short"))
+    assert content_ino(second) == ino
+    q.hold_deliveries.set()
+    wait_for(lambda: lines(q, "%s: removed" % second), what="second removed")
+    delivered = sorted(q.maildir("ann"), key=len)
+    assert delivered[0].endswith(b"body short\r\n") and b"long" not in delivered[0]
+
+    # 2. the delivery keeps its descriptor: that file is not reused, and
+    # the descriptor still reads the message it was given
+    q.retain = True
+    kept, _, _ = s.send_message("a@example.org", ["ann@virt.test"], body("kept"))
+    wait_for(lambda: lines(q, "%s: removed" % kept), what="kept removed")
+    q.retain = False
+    (fd,) = q.retained
+    q.hold_deliveries.clear()
+    later, _, _ = s.send_message("a@example.org", ["ann@virt.test"], body("later"))
+    assert content_ino(later) != os.fstat(fd).st_ino
+    assert os.pread(fd, 1 << 16, 0).endswith(b"body kept\r\n")
+    q.hold_deliveries.set()
+    wait_for(lambda: lines(q, "%s: removed" % later), what="later removed")
+    assert os.pread(fd, 1 << 16, 0).endswith(b"body kept\r\n")

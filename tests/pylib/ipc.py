@@ -245,6 +245,10 @@ class QueueHarness:
         self.bad_requests = []  # malformed IPC_M_DELIVER seen (tests assert it stays empty)
         self.hold_deliveries = threading.Event()
         self.hold_deliveries.set()
+        # when set, each delivery's content descriptor is kept open (a copy
+        # in self.retained), as a |command that leaves a child behind would
+        self.retain = False
+        self.retained = []
         self.proc = None
         self.master = None
         self.lock = threading.Lock()
@@ -320,6 +324,8 @@ queue_run_delay = 1s
 
     def _deliver(self, reqid, kind, args, envv, fd):
         self.hold_deliveries.wait()
+        if self.retain:
+            self.retained.append(os.dup(fd))
         with os.fdopen(fd, "rb") as f:
             content = f.read()
         with self.lock:
@@ -359,6 +365,9 @@ queue_run_delay = 1s
         send(self.master, M_RELOAD, 0)
 
     def stop(self, sig=15):
+        for fd in self.retained:
+            os.close(fd)
+        self.retained = []
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
