@@ -14,6 +14,7 @@
  * Tests: tests/unit/lib/cfg_test.c, tests/fuzz/cfg_fuzz.c.
  */
 #include <ctype.h>
+#include <pthread.h>
 #include <strings.h>
 #include <unistd.h>
 
@@ -78,11 +79,41 @@ const char *cfg_param_name(const struct cfg_param *p)
 	return p->cname[0] == '_' ? p->cname + 1 : p->cname;
 }
 
+/* The parameter table sorted by name, built once: a main.cf load looks up
+ * every parameter and every $name reference, which a linear search made
+ * quadratic in the table's size. */
+static const struct cfg_param **cfg_by_name;
+static pthread_once_t cfg_by_name_once = PTHREAD_ONCE_INIT;
+
+static int cfg_param_cmp(const void *a, const void *b)
+{
+	return strcmp(cfg_param_name(*(const struct cfg_param *const *)a),
+		      cfg_param_name(*(const struct cfg_param *const *)b));
+}
+
+static void cfg_by_name_build(void)
+{
+	const struct cfg_param **v = xcalloc(cfg_nparams, sizeof(*v));
+	for (size_t i = 0; i < cfg_nparams; i++)
+		v[i] = &cfg_params[i];
+	qsort(v, cfg_nparams, sizeof(*v), cfg_param_cmp);
+	cfg_by_name = v;
+}
+
 const struct cfg_param *cfg_param_find(const char *name)
 {
-	for (size_t i = 0; i < cfg_nparams; i++)
-		if (strcmp(cfg_param_name(&cfg_params[i]), name) == 0)
-			return &cfg_params[i];
+	pthread_once(&cfg_by_name_once, cfg_by_name_build);
+	size_t lo = 0, hi = cfg_nparams;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(cfg_param_name(cfg_by_name[mid]), name);
+		if (c == 0)
+			return cfg_by_name[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
 	return NULL;
 }
 
@@ -1047,12 +1078,6 @@ const char *cfg_print_mode_name(enum cfg_print_mode mode)
 	case CFG_PRINT_DEFAULTS: return "defaults";
 	}
 	return "unknown";
-}
-
-static int cfg_param_cmp(const void *a, const void *b)
-{
-	const struct cfg_param *const *pa = a, *const *pb = b;
-	return strcmp(cfg_param_name(*pa), cfg_param_name(*pb));
 }
 
 int cfg_print(const struct cfg *cfg, enum cfg_print_mode mode, char **names, FILE *out)
