@@ -165,6 +165,28 @@ bool lda_maildir_delivery_id_valid(const char *id)
 	return token >= 1 && token <= 64;
 }
 
+/* Whether /proc/self/fd names our descriptors: linking an O_TMPFILE file
+ * without privileges goes through it. */
+static bool lda_maildir_proc_fd_ok(void)
+{
+	static int ok = -1;
+	if (ok < 0) {
+		struct stat st;
+		ok = stat("/proc/self/fd", &st) == 0 && S_ISDIR(st.st_mode);
+	}
+	return ok == 1;
+}
+
+/* Close the tmp/ file and remove its name, if it has one. */
+static void lda_maildir_drop_tmp(int tmpfd, int *fd, const char *name)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+	if (name != NULL)
+		unlinkat(tmpfd, name, 0);
+}
+
 int lda_maildir_deliver(int boxfd, const char *path, struct str msg, bool quota_tempfail,
 			const char *delivery_id, char **name_r, bool *duplicate_r,
 			struct lda_status *st)
@@ -194,8 +216,14 @@ int lda_maildir_deliver(int boxfd, const char *path, struct str msg, bool quota_
 		lda_status_fail_errno(st, errno, quota_tempfail, newpath);
 		goto out;
 	}
-	/* 1. a fresh name in tmp/ */
-	for (int attempt = 0;; attempt++) {
+	/* 1. an unnamed file in tmp/ (O_TMPFILE: no tmp/ entry to create and
+	 * remove, and a crash leaves nothing behind), or else a fresh name */
+	bool unnamed = lda_maildir_proc_fd_ok();
+	if (unnamed) {
+		fd = openat(tmpfd, ".", O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600);
+		unnamed = fd >= 0;
+	}
+	for (int attempt = 0; !unnamed; attempt++) {
 		struct timeval tv;
 		gettimeofday(&tv, NULL);
 		if (lda_maildir_name(name, sizeof(name), &tv, (long)getpid(), ++deliveries, ehost,
@@ -214,36 +242,39 @@ int lda_maildir_deliver(int boxfd, const char *path, struct str msg, bool quota_
 	/* 2. the whole message, on disk before it becomes visible */
 	if (file_write_all(fd, msg.p, msg.len) < 0 || fsync(fd) < 0) {
 		int err = errno;
-		close(fd);
-		fd = -1;
-		unlinkat(tmpfd, name, 0);
-		lda_status_fail_errno(st, err, quota_tempfail, tmppath);
-		goto out;
-	}
-	int cerr = close(fd);
-	fd = -1;
-	if (cerr < 0) {
-		int err = errno;
-		unlinkat(tmpfd, name, 0);
+		lda_maildir_drop_tmp(tmpfd, &fd, unnamed ? NULL : name);
 		lda_status_fail_errno(st, err, quota_tempfail, tmppath);
 		goto out;
 	}
 	/* 3. link into new/ under a name nobody has; link() never replaces */
 	char final[LDA_MAILDIR_NAME_MAX];
-	memcpy(final, name, sizeof(final));
 	*duplicate_r = false;
 	if (delivery_id != NULL) {
 		const char *dot = strchr(delivery_id, '.');
 		int n = snprintf(final, sizeof(final), "%.*s.D%s.%s,S=%zu,W=%zu",
 				 (int)(dot - delivery_id), delivery_id, dot + 1, ehost, msg.len, vsize);
 		if (n < 0 || (size_t)n >= sizeof(final)) {
-			unlinkat(tmpfd, name, 0);
+			lda_maildir_drop_tmp(tmpfd, &fd, unnamed ? NULL : name);
 			lda_status_fail(st, EX_SOFTWARE, "5.3.0", "maildir file name too long");
 			goto out;
 		}
+	} else if (unnamed) {
+		struct timeval tv;
+		gettimeofday(&tv, NULL);
+		if (lda_maildir_name(final, sizeof(final), &tv, (long)getpid(), ++deliveries, ehost,
+				     msg.len, vsize) < 0) {
+			lda_maildir_drop_tmp(tmpfd, &fd, NULL);
+			lda_status_fail(st, EX_SOFTWARE, "5.3.0", "maildir file name too long");
+			goto out;
+		}
+	} else {
+		memcpy(final, name, sizeof(final));
 	}
+	char proc[64];
+	snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 	for (int attempt = 0;; attempt++) {
-		if (linkat(tmpfd, name, newfd, final, 0) == 0)
+		if (unnamed ? linkat(AT_FDCWD, proc, newfd, final, AT_SYMLINK_FOLLOW) == 0
+			    : linkat(tmpfd, name, newfd, final, 0) == 0)
 			break;
 		int err = errno;
 		if (err == EEXIST && delivery_id != NULL) {
@@ -258,11 +289,11 @@ int lda_maildir_deliver(int boxfd, const char *path, struct str msg, bool quota_
 					     ehost, msg.len, vsize) == 0)
 				continue;
 		}
-		unlinkat(tmpfd, name, 0);
+		lda_maildir_drop_tmp(tmpfd, &fd, unnamed ? NULL : name);
 		lda_status_fail_errno(st, err, quota_tempfail, newpath);
 		goto out;
 	}
-	unlinkat(tmpfd, name, 0);
+	lda_maildir_drop_tmp(tmpfd, &fd, unnamed ? NULL : name);
 	/* 4. the directory entry itself must survive a crash */
 	if (fsync(newfd) < 0) {
 		int err = errno;

@@ -119,6 +119,65 @@ static int lda_main_read(const struct lda_options *o, int in_fd, struct buf *raw
  * (or -p FILE). Fills *st (st->ex EX_OK on success) and returns; never
  * exits, so the worker can call it again. Everything it allocates is
  * freed on every path. */
+/* postern-lda --worker serves many deliveries: it keeps the configuration
+ * it read while main.cf stays the same file with the same size and times
+ * (the one-shot command reads it once anyway). Not used with -o. */
+static struct {
+	bool enabled;
+	struct cfg *cfg;
+	char *confdir;
+	bool confdir_given, explicit_target;
+	struct stat st;      /* of DIR/main.cf; all 0: it was absent */
+	struct stat pending; /* taken before the load that lda_cfg_keep gets */
+} lda_cfg_cache;
+
+static void lda_cfg_stat(const char *confdir, struct stat *st)
+{
+	char *path = lda_path_join(confdir, "main.cf");
+	if (stat(path, st) < 0)
+		memset(st, 0, sizeof(*st));
+	free(path);
+}
+
+static bool lda_cfg_same_file(const struct stat *a, const struct stat *b)
+{
+	return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+	       a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+	       a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* The cached configuration for these arguments, or NULL: then the caller
+ * loads it and hands it to lda_cfg_keep. */
+static struct cfg *lda_cfg_cached(const char *confdir, bool confdir_given, bool explicit_target)
+{
+	if (!lda_cfg_cache.enabled)
+		return NULL;
+	/* stat before any load: a change during the load is seen next time */
+	lda_cfg_stat(confdir, &lda_cfg_cache.pending);
+	if (lda_cfg_cache.cfg == NULL || strcmp(lda_cfg_cache.confdir, confdir) != 0 ||
+	    lda_cfg_cache.confdir_given != confdir_given ||
+	    lda_cfg_cache.explicit_target != explicit_target ||
+	    !lda_cfg_same_file(&lda_cfg_cache.pending, &lda_cfg_cache.st))
+		return NULL;
+	return lda_cfg_cache.cfg;
+}
+
+/* Remember cfg (now owned by the cache) for the next delivery. */
+static void lda_cfg_keep(struct cfg *cfg, const char *confdir, bool confdir_given,
+			 bool explicit_target)
+{
+	if (!lda_cfg_cache.enabled)
+		return;
+	if (lda_cfg_cache.cfg != NULL)
+		cfg_free(&lda_cfg_cache.cfg);
+	free(lda_cfg_cache.confdir);
+	lda_cfg_cache.cfg = cfg;
+	lda_cfg_cache.confdir = xstrdup(confdir);
+	lda_cfg_cache.confdir_given = confdir_given;
+	lda_cfg_cache.explicit_target = explicit_target;
+	lda_cfg_cache.st = lda_cfg_cache.pending;
+}
+
 static void lda_main_deliver(int argc, char **argv, int in_fd, struct lda_status *st)
 {
 	static const struct option longopts[] = {
@@ -282,6 +341,12 @@ static void lda_main_deliver(int argc, char **argv, int in_fd, struct lda_status
 		}
 	}
 	const char *confdir = o.confdir ? o.confdir : LDA_DEFAULT_CONFDIR;
+	bool plain = true; /* no -o for main.cf: the configuration can be cached */
+	for (size_t i = 0; i < n_ovr; i++)
+		plain = plain && !cfg_wanted[i];
+	cfg = plain ? lda_cfg_cached(confdir, o.confdir != NULL, explicit_target) : NULL;
+	if (cfg != NULL)
+		goto have_cfg;
 	cfg = cfg_load(confdir, &err);
 	if (cfg == NULL) {
 		char *path = lda_path_join(confdir, "main.cf");
@@ -311,6 +376,9 @@ static void lda_main_deliver(int argc, char **argv, int in_fd, struct lda_status
 			goto out;
 		}
 	}
+	if (plain)
+		lda_cfg_keep(cfg, confdir, o.confdir != NULL, explicit_target);
+have_cfg:
 	if (cfg->maillog_file[0] != '\0' && log_open("lda", cfg->maillog_file, &err) < 0)
 		log_open("lda", NULL, &err);
 	for (size_t i = 0; i < n_ovr; i++)
@@ -460,7 +528,7 @@ out:
 	free(folder);
 	free(user);
 	free(confdir_copy);
-	if (cfg != NULL)
+	if (cfg != NULL && cfg != lda_cfg_cache.cfg)
 		cfg_free(&cfg);
 	for (size_t i = 0; i < n_ovr; i++)
 		free(ovr_copy[i]);
@@ -478,6 +546,7 @@ static int lda_main_run(int argc, char **argv)
  * stderr, and the process lives on. */
 static int lda_main_serve(int argc, char **argv, int in_fd, struct buf *out)
 {
+	lda_cfg_cache.enabled = true;
 	struct lda_status st;
 	lda_main_deliver(argc, argv, in_fd, &st);
 	if (st.ex != EX_OK) {

@@ -183,14 +183,32 @@ def test_kill9_during_maildir_delivery(w):
         p = start(["-f", "a@b", "-r", "u@d", "--maildir", md])
         p.stdin.write(BIG)
         p.stdin.close()
-        killed = kill_when(p, lambda: os.listdir(tmp), "file in tmp/")
+        killed = kill_when(p, lambda: writing_in(p.pid, tmp), "file in tmp/")
         for name in os.listdir(os.path.join(md, "new")):
             data = open(os.path.join(md, "new", name), "rb").read()
             # whatever is in new/ is whole: the first message, or all of this one
             assert data == want or data.endswith(b"Subject: first\n\n"), (name, len(data))
+        # the unnamed (O_TMPFILE) file died with the process: tmp/ is clean
+        assert os.listdir(tmp) == []
         if killed:
             break
     assert killed, "never caught a delivery in the middle"
+
+
+def writing_in(pid, directory):
+    """Whether process pid has a file in directory open (named or not)."""
+    fds = "/proc/%d/fd" % pid
+    try:
+        names = os.listdir(fds)
+    except OSError:
+        return False
+    for n in names:
+        try:
+            if os.readlink(os.path.join(fds, n)).startswith(directory + "/"):
+                return True
+        except OSError:
+            pass
+    return False
 
 
 def test_kill9_during_mbox_append_is_cut_back(w):
