@@ -8,7 +8,7 @@ set -euo pipefail
 BUILD_PKGS=(
   build-essential cmake pkg-config
   libevent-dev libssl-dev libc-ares-dev liblmdb-dev libpcre2-dev
-  libmilter-dev libspf2-dev libopendkim-dev libopendmarc-dev
+  libmilter-dev libspf2-dev libopendkim-dev libopendmarc-dev libidn2-dev
   libcmocka-dev
   swaks                             # the demo prints a swaks command to send a first message
 )

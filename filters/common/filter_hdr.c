@@ -1,14 +1,28 @@
 /*
- * filter_hdr.c - From addresses and authserv-ids (see filter_hdr.h).
+ * filter_hdr.c - From addresses, authserv-ids and domain names (see
+ * filter_hdr.h).
  *
- * Purpose: read the few header fields the filters act upon.
- * Owns: nothing. Never: allocates beyond the caller's bounded buffers,
- * reads past the given length (values may hold NUL and 8-bit bytes).
- * Limits: FILTER_HDR_ADDR_MAX per address; comment nesting depth 32.
- * Tests: tests/unit/filters/filter_hdr_test.c, tests/fuzz/filter_hdr_fuzz.c.
+ * Purpose: read the few header fields the filters act upon, and give their
+ * domains in the form DNS wants (A-labels, through libidn2).
+ * Owns: nothing. Never: allocates beyond the caller's bounded buffers
+ * (save libidn2's own result and one bounded copy of its input, both freed
+ * before return), reads past the given length (values may hold NUL and
+ * 8-bit bytes), hands libidn2 bytes that are not well-formed UTF-8.
+ * Limits: FILTER_HDR_ADDR_MAX per address; comment nesting depth 32;
+ * HDR_IDN_IN_MAX bytes of a domain given to libidn2.
+ * Tests: tests/unit/filters/filter_hdr_test.c, tests/fuzz/filter_hdr_fuzz.c,
+ * tests/fuzz/filter_idn_fuzz.c.
  */
+#include <idn2.h>
+
 #include "filters/common/filter_hdr.h"
+#include "lib/addr.h"
 #include "lib/common.h"
+
+/* A U-label is at most 63 octets of A-label, 4 UTF-8 bytes per code point
+ * at most, and a domain at most 253 octets: anything longer cannot become a
+ * valid name, and libidn2 never sees it. */
+#define HDR_IDN_IN_MAX 1024
 
 /* Skip a comment starting at p[*i] == '('; false when unbalanced. */
 static bool hdr_skip_comment(struct str v, size_t *i)
@@ -253,4 +267,46 @@ int filter_hdr_authserv_id(struct str v, struct buf *id_r)
 		}
 	}
 	return id_r->len > 0 ? 0 : -1;
+}
+
+int filter_hdr_domain_ascii(struct str s, struct buf *out_r)
+{
+	buf_reset(out_r);
+	bool ascii = true;
+	for (size_t i = 0; i < s.len; i++)
+		if ((unsigned char)s.p[i] >= 0x80)
+			ascii = false;
+	if (ascii) {
+		if (!filter_hdr_domain_ok(s) || buf_append(out_r, s.p, s.len) < 0)
+			goto bad;
+	} else {
+		/* RFC 3629 UTF-8 (lib/addr's check), and no NUL: libidn2
+		 * reads a C string */
+		if (s.len > HDR_IDN_IN_MAX || !addr_utf8_valid(s.p, s.len) ||
+		    memchr(s.p, '\0', s.len) != NULL)
+			goto bad;
+		char *in = xmemdup(s.p, s.len); /* NUL-terminated copy for libidn2 */
+		char *out = NULL;
+		int rc = idn2_lookup_u8((const uint8_t *)in, (uint8_t **)&out,
+					IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+		free(in);
+		if (rc != IDN2_OK || out == NULL) {
+			idn2_free(out);
+			goto bad;
+		}
+		int ok = buf_puts(out_r, out);
+		idn2_free(out);
+		if (ok < 0 || !filter_hdr_domain_ok(buf_str(out_r)))
+			goto bad;
+	}
+	for (size_t i = 0; i < out_r->len; i++)
+		if (out_r->data[i] >= 'A' && out_r->data[i] <= 'Z')
+			out_r->data[i] = (char)(out_r->data[i] + 32);
+	/* the result is ASCII through and through */
+	for (size_t i = 0; i < out_r->len; i++)
+		CHECK((unsigned char)out_r->data[i] < 0x80);
+	return 0;
+bad:
+	buf_reset(out_r);
+	return -1;
 }

@@ -40,4 +40,17 @@ int filter_hdr_authserv_id(struct str value, struct buf *id_r);
  * not all-numeric top label. */
 bool filter_hdr_domain_ok(struct str s);
 
+/*
+ * The domain s as DNS wants it (RFC 5890 A-labels), lower-cased, in *out_r
+ * (reset first): an ASCII name as it is, one with U-labels (UTF-8, RFC 6531
+ * mail) converted label by label with libidn2 (IDNA2008 with UTS #46
+ * mapping, non-transitional), as RFC 8616 §3-§5 asks of SPF, DKIM and DMARC
+ * before any lookup or comparison. Returns 0, or -1 (out_r empty) when s is
+ * not valid UTF-8 (overlong forms, surrogates, NUL included), a label cannot
+ * be converted (disallowed code point, bidi or joiner rule, a label over 63
+ * octets once encoded), or the result fails filter_hdr_domain_ok. Pure: no
+ * I/O, no logging.
+ */
+int filter_hdr_domain_ascii(struct str s, struct buf *out_r);
+
 #endif

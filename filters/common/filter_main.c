@@ -4,7 +4,8 @@
  * Purpose: the start-up every Postern milter shares (see filter_main.h).
  * Owns: filter_common, the pid file. Never: keeps root after the socket is
  * open; runs as root unless UserID says so (started as root without UserID
- * it refuses to start).
+ * it refuses to start); lets libmilter stop the filter on SIGHUP when the
+ * filter can reload (sigwait below).
  * Tests: tests/unit/filters/filter_main_test.c; tests/interop/test_filter_*.py
  * run the programs with -t, -V and real sockets.
  */
@@ -27,6 +28,34 @@ const char *const filter_common_keys[] = {
 };
 
 static __thread char main_error[512];
+static void (*main_reload)(void); /* the filter's SIGHUP hook, or NULL */
+
+/*
+ * libmilter's signal thread blocks SIGHUP, SIGTERM and SIGINT and sigwait()s
+ * for them, and stops the milter on any of the three: it has no reload
+ * hook. This definition stands in for libc's sigwait (the program's own
+ * symbols come first in dynamic lookup, so libmilter.so calls this one);
+ * it is the same call, except that SIGHUP runs the filter's reload hook in
+ * that thread and the wait goes on. Nothing else in the filters calls
+ * sigwait.
+ */
+int sigwait(const sigset_t *set, int *sig)
+{
+	for (;;) {
+		int s = sigwaitinfo(set, NULL);
+		if (s < 0) {
+			if (errno == EINTR)
+				continue;
+			return errno;
+		}
+		if (s == SIGHUP && main_reload != NULL) {
+			main_reload();
+			continue;
+		}
+		*sig = s;
+		return 0;
+	}
+}
 
 bool filter_socket_ok(const char *spec)
 {
@@ -336,6 +365,7 @@ int filter_main(int argc, char **argv, const struct filter_desc *desc)
 		 filter_common.authserv_id);
 	free(spec);
 	signal(SIGPIPE, SIG_IGN);
+	main_reload = desc->reload;
 	status = smfi_main() == MI_SUCCESS ? 0 : 1;
 	log_info("stopping");
 out:

@@ -40,6 +40,10 @@ struct filter_desc {
 	int (*configure)(const struct filter_cfg *cfg, const struct filter_common *common,
 			 const char **error_r);
 	struct smfiDesc *milter;        /* callbacks; xxfi_name is set from name */
+	/* SIGHUP: read again what configure read from files; NULL: SIGHUP
+	 * stops the filter (libmilter's default, like SIGTERM). Runs in
+	 * libmilter's signal thread, as UserID, while callbacks run. */
+	void (*reload)(void);
 };
 
 /* The settings read by filter_main, for the callbacks (valid after configure). */

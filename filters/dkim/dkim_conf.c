@@ -3,7 +3,8 @@
  *
  * Purpose: read postern-dkim's settings and set up libopendkim with our
  * DNS client (filter_dns), so Nameservers applies to key lookups.
- * Owns: dkim_settings and the DKIM_LIB. Never: reads key files after start-up.
+ * Owns: dkim_settings and the DKIM_LIB. Never: drops the keys in use
+ * because a reload failed (SIGHUP: all of the new set loads, or none).
  * Tests: tests/unit/filters/dkim_milter_test.c (settings),
  * tests/interop/test_filter_dkim.py.
  */
@@ -13,6 +14,7 @@
 #include "filters/common/filter_dns.h"
 #include "filters/common/filter_main.h"
 #include "filters/dkim/dkim_milter.h"
+#include "lib/log.h"
 #include "lib/common.h"
 
 struct dkim_settings dkim_settings;
@@ -97,6 +99,50 @@ static int dkim_conf_canon(const char *v, dkim_canon_t *h, dkim_canon_t *b)
 	return 0;
 }
 
+/* Load the signing keys from the saved settings into a new set, or NULL
+ * with *error_r. */
+static struct dkim_keys *dkim_conf_keys(const char **error_r)
+{
+	struct dkim_settings *s = &dkim_settings;
+	struct dkim_keys *k = xcalloc(1, sizeof(*k));
+	int rc = s->keytable != NULL
+			 ? dkim_keys_load_tables(k, s->keytable, s->signtable, error_r)
+			 : dkim_keys_load_single(k, s->domains, s->selector, s->keyfile,
+						 s->subdomains, error_r);
+	if (rc == 0) {
+		bool ed = dkim_libfeature(s->lib, DKIM_FEATURE_ED25519);
+		for (size_t i = 0; i < k->nkeys; i++)
+			if (k->keys[i].alg == DKIM_KEYS_ED25519 && !ed) {
+				*error_r = "this libopendkim cannot sign with Ed25519 keys";
+				rc = -1;
+				break;
+			}
+	}
+	if (rc < 0) {
+		dkim_keys_free(k);
+		free(k);
+		return NULL;
+	}
+	return k;
+}
+
+void dkim_reload(void)
+{
+	if (!dkim_settings.sign) {
+		log_info("SIGHUP: not signing, nothing to reload");
+		return;
+	}
+	const char *err = NULL;
+	struct dkim_keys *k = dkim_conf_keys(&err);
+	if (k == NULL) {
+		log_warning("SIGHUP: keys not reloaded, the old ones stay in use: %s", err);
+		return;
+	}
+	size_t nkeys = k->nkeys, nrules = k->nrules;
+	dkim_keys_install(k);
+	log_info("SIGHUP: signing keys reloaded: %zu keys, %zu signing rules", nkeys, nrules);
+}
+
 int dkim_configure(const struct filter_cfg *cfg, const struct filter_common *common,
 		   const char **error_r)
 {
@@ -125,13 +171,12 @@ int dkim_configure(const struct filter_cfg *cfg, const struct filter_common *com
 		return -1;
 	}
 	unsigned long minbits;
-	bool subdomains;
 	if (filter_cfg_uint(cfg, "MinimumKeyBits", 1024, 512, 16384, &minbits, error_r) < 0 ||
 	    filter_cfg_uint(cfg, "MaximumHeaderBytes", 1024 * 1024, 1024, 64 * 1024 * 1024,
 			    &s->max_header_bytes, error_r) < 0 ||
 	    filter_cfg_uint(cfg, "MaximumHeaders", 1000, 10, 100000, &s->max_headers,
 			    error_r) < 0 ||
-	    filter_cfg_bool(cfg, "SubDomains", false, &subdomains, error_r) < 0)
+	    filter_cfg_bool(cfg, "SubDomains", false, &s->subdomains, error_r) < 0)
 		return -1;
 	const char *kt = filter_cfg_get(cfg, "KeyTable");
 	const char *st = filter_cfg_get(cfg, "SigningTable");
@@ -144,15 +189,16 @@ int dkim_configure(const struct filter_cfg *cfg, const struct filter_common *com
 				*error_r = "KeyTable and SigningTable go together";
 				return -1;
 			}
-			if (dkim_keys_load_tables(&s->keys, kt, st, error_r) < 0)
-				return -1;
+			s->keytable = xstrdup(kt);
+			s->signtable = xstrdup(st);
 		} else if (dom != NULL || sel != NULL || kf != NULL) {
 			if (dom == NULL || sel == NULL || kf == NULL) {
 				*error_r = "Domain, Selector and KeyFile go together";
 				return -1;
 			}
-			if (dkim_keys_load_single(&s->keys, dom, sel, kf, subdomains, error_r) < 0)
-				return -1;
+			s->domains = xstrdup(dom);
+			s->selector = xstrdup(sel);
+			s->keyfile = xstrdup(kf);
 		} else {
 			*error_r = "Mode s needs KeyTable+SigningTable or Domain+Selector+KeyFile";
 			return -1;
@@ -163,12 +209,12 @@ int dkim_configure(const struct filter_cfg *cfg, const struct filter_common *com
 		*error_r = "libopendkim initialisation failed";
 		return -1;
 	}
-	bool ed = dkim_libfeature(s->lib, DKIM_FEATURE_ED25519);
-	for (size_t i = 0; i < s->keys.nkeys; i++)
-		if (s->keys.keys[i].alg == DKIM_KEYS_ED25519 && !ed) {
-			*error_r = "this libopendkim cannot sign with Ed25519 keys";
+	if (s->sign) {
+		struct dkim_keys *k = dkim_conf_keys(error_r);
+		if (k == NULL)
 			return -1;
-		}
+		dkim_keys_install(k);
+	}
 	/* BADSIGHANDLES keeps failed signatures so each one gets its result */
 	unsigned int flags = DKIM_LIBFLAGS_BADSIGHANDLES;
 	unsigned int timeout = common->dns.timeout_ms * common->dns.tries / 1000 + 1;

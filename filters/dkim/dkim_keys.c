@@ -2,12 +2,14 @@
  * dkim_keys.c - KeyTable, SigningTable and single-key settings (dkim_keys.h).
  *
  * Purpose: map a From address to the key that signs it.
- * Owns: the private keys in memory (wiped with explicit_bzero when freed).
- * Never: re-reads a file after start-up; signs for a domain nobody listed.
+ * Owns: the private keys in memory (wiped with explicit_bzero when freed);
+ * the installed set and its reference count.
+ * Never: frees a set a message still uses; signs for a domain nobody listed.
  * Limits: 64 KiB per key file, 1 MiB per table (filter_cfg's limits).
  * Tests: tests/unit/filters/dkim_keys_test.c.
  */
 #include <fnmatch.h>
+#include <pthread.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <strings.h>
@@ -20,6 +22,8 @@
 #define DKIM_KEYS_PEM_MAX (64 * 1024)
 
 static __thread char keys_error[512];
+static pthread_mutex_t keys_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dkim_keys *keys_current; /* installed set, one reference held */
 
 static const char *keys_err(const char *fmt, ...) PRINTF_LIKE(1, 2);
 static const char *keys_err(const char *fmt, ...)
@@ -285,4 +289,41 @@ void dkim_keys_free(struct dkim_keys *k)
 	free(k->keys);
 	free(k->rules);
 	memset(k, 0, sizeof(*k));
+}
+
+void dkim_keys_install(struct dkim_keys *k)
+{
+	if (k != NULL)
+		k->refs = 1; /* the installation's own reference */
+	pthread_mutex_lock(&keys_lock);
+	struct dkim_keys *old = keys_current;
+	keys_current = k;
+	pthread_mutex_unlock(&keys_lock);
+	dkim_keys_release(&old);
+}
+
+struct dkim_keys *dkim_keys_acquire(void)
+{
+	pthread_mutex_lock(&keys_lock);
+	struct dkim_keys *k = keys_current;
+	if (k != NULL)
+		k->refs++;
+	pthread_mutex_unlock(&keys_lock);
+	return k;
+}
+
+void dkim_keys_release(struct dkim_keys **kp)
+{
+	struct dkim_keys *k = *kp;
+	if (k == NULL)
+		return;
+	*kp = NULL;
+	pthread_mutex_lock(&keys_lock);
+	CHECK(k->refs > 0);
+	bool last = --k->refs == 0;
+	pthread_mutex_unlock(&keys_lock);
+	if (last) {
+		dkim_keys_free(k);
+		free(k);
+	}
 }

@@ -6,7 +6,9 @@
  * or (when the SigningTable setting starts with "refile:") a pattern with
  * '*' wildcards such as "*@example.com". Or one key for a list of domains:
  * Domain, Selector, KeyFile. Every key is read into memory at start-up (as
- * root, before privileges are dropped) and never re-read.
+ * root, before privileges are dropped), and again on SIGHUP (as UserID):
+ * the set in use is reference-counted, so a message being signed keeps the
+ * keys it started with while a reload installs new ones.
  */
 #ifndef POSTERN_DKIM_KEYS_H
 #define POSTERN_DKIM_KEYS_H
@@ -39,6 +41,7 @@ struct dkim_keys {
 	size_t nrules;                /* entries in rules */
 	bool wildcard;                /* SigningTable is refile: */
 	bool subdomains;              /* single-key mode: also sign subdomains */
+	unsigned refs;                /* references while installed (dkim_keys_install) */
 };
 
 /* Load KeyTable and SigningTable (paths; SigningTable may carry "refile:").
@@ -54,6 +57,17 @@ const struct dkim_key *dkim_keys_find(const struct dkim_keys *k, const char *add
 				      const char *domain);
 /* Free everything; k is empty afterwards. */
 void dkim_keys_free(struct dkim_keys *k);
+
+/*
+ * The set in use. dkim_keys_install makes k (heap-allocated, loaded) the
+ * current set and takes it over (NULL: none); the previous one is freed
+ * once its last user releases it. dkim_keys_acquire returns the current set with a
+ * reference (NULL when none is installed); dkim_keys_release drops one and
+ * clears *kp. Thread-safe (one mutex); never blocks beyond it.
+ */
+void dkim_keys_install(struct dkim_keys *k);
+struct dkim_keys *dkim_keys_acquire(void);
+void dkim_keys_release(struct dkim_keys **kp);
 
 /* Read a PEM private key file and learn its type and size. Returns 0, or -1
  * with *error_r. */

@@ -12,6 +12,7 @@ static const struct filter_desc dkim_desc = {
 	.name = "dkim",
 	.keys = dkim_keys_names,
 	.configure = dkim_configure,
+	.reload = dkim_reload,
 	.milter = &dkim_milter,
 };
 

@@ -43,7 +43,8 @@ struct dkim_msg {
 	bool signing;           /* dkim is a signing handle */
 	bool nosig;             /* verifying, and the message has no signature */
 	DKIM_STAT eoh_status;   /* what dkim_eoh said */
-	const struct dkim_key *key; /* the signing key, borrowed */
+	struct dkim_keys *keys;  /* the key set in use when signing began (a reference) */
+	const struct dkim_key *key; /* the signing key, borrowed from keys */
 	char qid[64];           /* queue ID for logs, "NOQUEUE" when unknown */
 };
 
@@ -65,6 +66,7 @@ static void dkim_milter_msg_free(struct dkim_msg **mp)
 	free(m->from_value);
 	if (m->dkim)
 		dkim_free(m->dkim);
+	dkim_keys_release(&m->keys);
 	free(m);
 	*mp = NULL;
 }
@@ -184,10 +186,27 @@ static const struct dkim_key *dkim_milter_key(struct dkim_conn *c, struct dkim_m
 	buf_init(&addr, FILTER_HDR_ADDR_MAX);
 	buf_init(&dom, FILTER_HDR_ADDR_MAX);
 	const struct dkim_key *key = NULL;
-	if (filter_hdr_from(str_of(m->from_value), &addr, &dom) == FILTER_FROM_ONE)
-		key = dkim_keys_find(&dkim_settings.keys, buf_cstr(&addr), buf_cstr(&dom));
+	struct buf ace, aaddr;
+	buf_init(&ace, FILTER_HDR_ADDR_MAX);
+	buf_init(&aaddr, FILTER_HDR_ADDR_MAX * 2);
+	/* RFC 8616 §3: a From domain in U-labels is matched as its A-labels
+	 * (d= is always ASCII); one that cannot be converted is not signed */
+	if (filter_hdr_from(str_of(m->from_value), &addr, &dom) == FILTER_FROM_ONE &&
+	    filter_hdr_domain_ascii(buf_str(&dom), &ace) == 0) {
+		/* the local part as written, then the A-label domain */
+		buf_append(&aaddr, addr.data, addr.len - dom.len);
+		buf_append(&aaddr, ace.data, ace.len);
+		/* the set stays ours until the message is freed, whatever a
+		 * reload (SIGHUP) installs meanwhile */
+		m->keys = dkim_keys_acquire();
+		key = m->keys ? dkim_keys_find(m->keys, buf_cstr(&aaddr), buf_cstr(&ace)) : NULL;
+		if (key == NULL)
+			dkim_keys_release(&m->keys);
+	}
 	buf_free(&addr);
 	buf_free(&dom);
+	buf_free(&ace);
+	buf_free(&aaddr);
 	return key;
 }
 

@@ -22,7 +22,14 @@ struct dkim_settings {
 	bool verify;             /* Mode has 'v' */
 	dkim_canon_t hdr_canon;  /* Canonicalization, header part */
 	dkim_canon_t body_canon; /* Canonicalization, body part */
-	struct dkim_keys keys;   /* signing keys and rules */
+	/* where the signing keys come from (read again by dkim_reload); the
+	 * loaded set itself is dkim_keys_acquire()'s */
+	char *keytable;          /* KeyTable path, or NULL in single-key mode */
+	char *signtable;         /* SigningTable (may start with "refile:") */
+	char *domains;           /* Domain list (single-key mode) */
+	char *selector;          /* Selector (single-key mode) */
+	char *keyfile;           /* KeyFile (single-key mode) */
+	bool subdomains;         /* SubDomains (single-key mode) */
 	bool tempfail;           /* TemporaryFailure tempfail: 451 on temperror */
 	unsigned long max_header_bytes; /* MaximumHeaderBytes: larger headers are not processed */
 	unsigned long max_headers;      /* MaximumHeaders: more fields are not processed */
@@ -37,6 +44,11 @@ extern const char *const dkim_keys_names[];
  * filter_dns). Returns 0 or -1 with *error_r. */
 int dkim_configure(const struct filter_cfg *cfg, const struct filter_common *common,
 		   const char **error_r);
+
+/* SIGHUP: read the KeyTable and SigningTable (or KeyFile) again and, when
+ * all of it loads, put the new keys in use; otherwise log why and keep the
+ * old ones. Runs in libmilter's signal thread, as UserID. */
+void dkim_reload(void);
 
 /* The result word for one signature (RFC 8601 §2.7.1): "pass", "fail",
  * "neutral", "policy", "temperror" or "permerror". */

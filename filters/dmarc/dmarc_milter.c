@@ -383,14 +383,28 @@ static sfsistat dmarc_milter_eom(SMFICTX *ctx)
 		}
 		goto out_buf;
 	}
+	/* RFC 8616 §5: a From domain in U-labels is looked up and aligned as
+	 * its A-labels; one that cannot be converted is not a usable domain
+	 * (§6.6.1: permerror, as for any malformed From) */
+	struct buf ace;
+	buf_init(&ace, NS_MAXDNAME);
+	if (filter_hdr_domain_ascii(buf_str(&dom), &ace) < 0) {
+		buf_free(&ace);
+		log_info("%s: DMARC: From domain not usable", qid);
+		if (dmarc_settings.reject_bad_from) {
+			smfi_setreply(ctx, "550", "5.7.1",
+				      "message needs a usable From domain (RFC 7489, RFC 8616)");
+			ret = SMFIS_REJECT;
+		} else {
+			dmarc_milter_ar(ctx, c, "permerror", "From domain not usable", NULL);
+		}
+		goto out_buf;
+	}
+	buf_reset(&dom);
+	buf_append(&dom, ace.data, ace.len);
+	buf_free(&ace);
 	const char *from = buf_cstr(&dom);
 	dmarc_milter_self_spf(c);
-	for (const char *p = from; *p; p++) {
-		if ((unsigned char)*p >= 0x80) {
-			dmarc_milter_ar(ctx, c, "none", "internationalised domain not checked", NULL);
-			goto out_buf;
-		}
-	}
 	char rec[1024];
 	char org[NS_MAXDNAME] = "";
 	bool at_org = false;

@@ -1,7 +1,7 @@
 /*
  * spf_conf.c - postern-spf's settings (see spf_milter.h).
  *
- * Purpose: read RejectFail, TempErrorAction, PermErrorAction, HeloCheck,
+ * Purpose: read RejectFail, RejectHELOFail, TempErrorAction, PermErrorAction, HeloCheck,
  * AddReceivedSPF and set up libspf2 with our DNS layer.
  * Owns: spf_settings. Tests: tests/interop/test_filter_spf.py (-t cases).
  */
@@ -14,7 +14,7 @@
 struct spf_settings spf_settings;
 
 const char *const spf_keys_names[] = {
-	"RejectFail", "TempErrorAction", "PermErrorAction", "HeloCheck", "AddReceivedSPF", NULL,
+	"RejectFail", "RejectHELOFail", "TempErrorAction", "PermErrorAction", "HeloCheck", "AddReceivedSPF", NULL,
 };
 
 static int spf_conf_action(const struct filter_cfg *cfg, const char *key, const char *def,
@@ -40,6 +40,7 @@ int spf_configure(const struct filter_cfg *cfg, const struct filter_common *comm
 {
 	struct spf_settings *s = &spf_settings;
 	if (filter_cfg_bool(cfg, "RejectFail", false, &s->reject_fail, error_r) < 0 ||
+	    filter_cfg_bool(cfg, "RejectHELOFail", false, &s->reject_helo_fail, error_r) < 0 ||
 	    filter_cfg_bool(cfg, "HeloCheck", true, &s->helo_check, error_r) < 0 ||
 	    filter_cfg_bool(cfg, "AddReceivedSPF", true, &s->received_spf, error_r) < 0 ||
 	    spf_conf_action(cfg, "TempErrorAction", "accept", "tempfail", &s->tempfail_temperror,

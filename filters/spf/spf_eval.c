@@ -7,7 +7,7 @@
  * Owns: the libspf2 server and our DNS layer; per-thread counters.
  * Never: caches DNS answers; lets libspf2 read an SPF record that failed
  * spf_record_check; reports a result libspf2 reached after a limit was
- * passed.
+ * passed; passes a loopback client unchecked (libspf2's "localhost" rule).
  * Limits: 10 DNS-querying terms, 2 void lookups, 10 PTR names (RFC 7208
  * §4.6.4, §5.5); SPF_RECORD_MAX per record.
  * Tests: tests/unit/filters/spf_eval_test.c, spf_record_test.c,
@@ -287,6 +287,35 @@ void spf_eval_done(void)
 	spf_eval_layer = NULL;
 }
 
+/*
+ * SPF_request_query_mailfrom() without its first step: libspf2 passes any
+ * client in 127.0.0.0/8 or ::1 without a look at the record ("localhost is
+ * always allowed"). RFC 7208 has no such rule; InternalHosts is where a
+ * site exempts its own hosts, so a loopback client is checked like any
+ * other. The rest is what libspf2 does: pick the domain, fetch the record
+ * through our layer, interpret it.
+ */
+static SPF_response_t *eval_query(SPF_request_t *req)
+{
+	SPF_response_t *resp = SPF_response_new(req);
+	if (resp == NULL)
+		return NULL;
+	req->cur_dom = req->use_helo ? req->helo_dom : req->env_from_dp;
+	SPF_record_t *rec = NULL;
+	SPF_errcode_t err = SPF_server_get_record(spf_eval_server, req, resp, &rec);
+	if (err != SPF_E_SUCCESS) {
+		if (rec != NULL)
+			SPF_record_free(rec);
+		SPF_i_done(resp, resp->result, resp->reason, resp->err);
+		return resp;
+	}
+	resp->spf_record_exp = rec;
+	(void)SPF_record_interpret(rec, req, resp, 0);
+	SPF_record_free(rec);
+	resp->spf_record_exp = NULL;
+	return resp;
+}
+
 static enum spf_eval_result eval_map(SPF_result_t r)
 {
 	switch (r) {
@@ -331,24 +360,35 @@ void spf_eval_check(const struct sockaddr *sa, const char *helo, const char *sen
 	const char *dom = null_sender ? helo : strrchr(sender, '@');
 	if (!null_sender)
 		dom = dom ? dom + 1 : helo;
-	snprintf(r->domain, sizeof(r->domain), "%s", dom ? dom : "");
-	for (char *p = r->domain; *p; p++)
-		if (*p >= 'A' && *p <= 'Z')
-			*p = (char)(*p + 32);
-	if (dom == NULL || !filter_hdr_domain_ok(str_of(r->domain)) ||
-	    strchr(r->domain, '.') == NULL) {
+	/* RFC 8616 §4: a domain in U-labels is checked as its A-labels; one
+	 * that cannot be converted (bad UTF-8, a disallowed code point, a
+	 * label too long) is malformed, and §4.3 makes that "none" */
+	struct buf ace, ahelo;
+	buf_init(&ace, NS_MAXDNAME);
+	buf_init(&ahelo, NS_MAXDNAME);
+	char *asender = NULL;
+	int conv = dom ? filter_hdr_domain_ascii(str_of(dom), &ace) : -1;
+	snprintf(r->domain, sizeof(r->domain), "%s", conv == 0 ? buf_cstr(&ace) : "");
+	if (conv < 0 || strchr(r->domain, '.') == NULL) {
 		/* §2.3/§4.3: no FQDN to check (an address literal HELO, a
 		 * malformed domain) */
-		eval_set(r, SPF_EVAL_NONE, "no domain to check");
+		bool intl = false;
+		for (const char *p = dom ? dom : ""; *p; p++)
+			intl |= (unsigned char)*p >= 0x80;
+		eval_set(r, SPF_EVAL_NONE, intl ? "internationalised domain not usable"
+						 : "no domain to check");
+		buf_free(&ace);
+		buf_free(&ahelo);
 		return;
 	}
-	for (const char *p = r->domain; *p; p++) {
-		if ((unsigned char)*p >= 0x80) {
-			/* an internationalised domain in U-labels: not checked
-			 * (RFC 8616 would convert to A-labels first) */
-			eval_set(r, SPF_EVAL_NONE, "internationalised domain not checked");
-			return;
-		}
+	/* libspf2 sees A-labels everywhere: the checked domain, the sender's
+	 * domain part (its local part stays as given) and %{h} */
+	if (helo != NULL && filter_hdr_domain_ascii(str_of(helo), &ahelo) == 0)
+		helo = buf_cstr(&ahelo);
+	if (!null_sender) {
+		const char *at = strrchr(sender, '@');
+		if (at != NULL)
+			sender = asender = xasprintf("%.*s@%s", (int)(at - sender), sender, r->domain);
 	}
 	SPF_request_t *req = SPF_request_new(spf_eval_server);
 	SPF_response_t *resp = NULL;
@@ -381,7 +421,7 @@ void spf_eval_check(const struct sockaddr *sa, const char *helo, const char *sen
 		goto out;
 	}
 	spf_eval_st = st;
-	(void)SPF_request_query_mailfrom(req, &resp);
+	resp = eval_query(req);
 	spf_eval_st = NULL;
 	r->lookups = st->lookups;
 	r->voids = st->voids;
@@ -413,4 +453,7 @@ out:
 		SPF_response_free(resp);
 	SPF_request_free(req);
 	free(st);
+	free(asender);
+	buf_free(&ace);
+	buf_free(&ahelo);
 }

@@ -8,7 +8,10 @@
  * names (the 11th and later are ignored, §5.5), and it checks every SPF
  * record with spf_record_check. IPv4-mapped IPv6 clients are evaluated as
  * IPv4 (§5). libspf2's "invalid" result becomes temperror when a DNS query
- * failed and permerror otherwise. Thread-safe: per-call state is per thread.
+ * failed and permerror otherwise. Domains in U-labels (SMTPUTF8) are checked
+ * as their A-labels (RFC 8616 §4); one that cannot be converted gives none.
+ * Loopback clients are checked too (no "localhost is always allowed").
+ * Thread-safe: per-call state is per thread.
  */
 #ifndef POSTERN_SPF_EVAL_H
 #define POSTERN_SPF_EVAL_H
@@ -31,7 +34,7 @@ enum spf_eval_result {
 struct spf_eval {
 	enum spf_eval_result result; /* the outcome */
 	char comment[256];           /* why, for Received-SPF (printable ASCII) */
-	char domain[256];            /* the domain checked (lower case) */
+	char domain[256];            /* the domain checked: lower-case A-labels, "" when none was usable */
 	unsigned lookups;            /* DNS-querying terms counted */
 	unsigned voids;              /* void lookups counted */
 };

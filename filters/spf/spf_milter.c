@@ -155,7 +155,7 @@ static sfsistat spf_milter_envfrom(SMFICTX *ctx, char **argv)
 		free(c->sender);
 		c->sender = s;
 	}
-	if (spf_settings.helo_check || c->sender[0] == '\0') {
+	if (spf_settings.helo_check || spf_settings.reject_helo_fail || c->sender[0] == '\0') {
 		if (!c->helo_done) {
 			spf_eval_check((struct sockaddr *)&c->addr, helo, NULL, &c->helo_res);
 			c->helo_done = true;
@@ -175,6 +175,18 @@ static sfsistat spf_milter_envfrom(SMFICTX *ctx, char **argv)
 		 spf_eval_name(c->from_res.result), c->client, buf_cstr(&esc),
 		 c->from_res.domain, c->from_res.comment);
 	buf_free(&esc);
+	if (spf_settings.reject_helo_fail && c->helo_done &&
+	    c->helo_res.result == SPF_EVAL_FAIL) {
+		/* RFC 7208 §2.3: a HELO identity that fails may be refused on
+		 * its own, whatever MAIL FROM says */
+		char text[400];
+		log_info("SPF helo fail: client=%s, helo=%s: refused", c->client,
+			 c->helo_res.domain);
+		snprintf(text, sizeof(text), "SPF fail: HELO %s does not allow %s to use it",
+			 c->helo_res.domain, c->client);
+		smfi_setreply(ctx, "550", "5.7.23", text);
+		return SMFIS_REJECT;
+	}
 	return spf_milter_decide(ctx, c, &c->from_res);
 }
 
@@ -259,7 +271,8 @@ static sfsistat spf_milter_eom(SMFICTX *ctx)
 				plain = false;
 		spf_milter_value(&ar, plain ? c->sender : r->domain);
 	}
-	if (c->helo_done && (null_sender || spf_settings.helo_check)) {
+	if (c->helo_done && (null_sender || spf_settings.helo_check ||
+			     spf_settings.reject_helo_fail)) {
 		buf_printf(&ar, "%s\n\tspf=%s smtp.helo=", null_sender ? "" : ";",
 			   spf_eval_name(c->helo_res.result));
 		spf_milter_value(&ar, c->helo ? c->helo : "");

@@ -4,7 +4,8 @@
  * Checks the HELO identity at HELO and the MAIL FROM identity at MAIL
  * (RFC 7208 §2.3, §2.4; a null sender is checked as postmaster@HELO), may
  * reject on fail or tempfail on temperror, and adds Received-SPF (§9.1) and
- * Authentication-Results (RFC 8601) at end of message. Internal clients
+ * Authentication-Results (RFC 8601) at end of message; with RejectHELOFail,
+ * also refuses MAIL when the HELO identity fails (§2.3). Internal clients
  * (InternalHosts) and SASL-authenticated senders are not checked.
  */
 #ifndef POSTERN_SPF_MILTER_H
@@ -18,6 +19,7 @@
 
 struct spf_settings {
 	bool reject_fail;       /* RejectFail: 550 5.7.23 on fail */
+	bool reject_helo_fail;  /* RejectHELOFail: 550 5.7.23 when the HELO identity fails */
 	bool tempfail_temperror; /* TempErrorAction tempfail: 451 4.7.24 */
 	bool reject_permerror;  /* PermErrorAction reject: 550 5.7.24 */
 	bool helo_check;        /* HeloCheck: also report the HELO identity */

@@ -1,23 +1,29 @@
-"""postern-dkim against real peers: Postfix, opendkim, dnsmasq, miltertest.
+"""postern-dkim against real peers: Postfix, opendkim, dnsmasq, miltertest;
+and behind Postern as the MTA (tests/pylib/mta.py: each case that makes
+sense for both runs with each).
 
-One Postfix instance with four listeners (tests/pylib/postfix.py):
+One MTA instance with these chains (listeners):
   SIGN_P  smtpd_milters = postern-dkim (signing)  -> forwarded to VERIFY
   SIGN_O  smtpd_milters = opendkim (signing)      -> forwarded to VERIFY
   VERIFY  smtpd_milters = opendkim (verifying), postern-dkim (verifying)
   TEMP    smtpd_milters = postern-dkim with a DNS server that never answers
   ONLY_P  smtpd_milters = postern-dkim (verifying) alone, for hostile input
   TEMP_ACCEPT  like TEMP, with the default TemporaryFailure accept
+  RELOAD  smtpd_milters = postern-dkim (signing, tables the test rewrites
+          before a SIGHUP)                         -> forwarded to VERIFY
 Every key is published by dnsmasq on a loopback port; both verifiers ask it
 (postern-dkim through Nameservers, opendkim through Nameservers +
 ResolverConfiguration). Mail is delivered to a Maildir and the test reads
-the headers a user would see.
+the headers a user would see. "-> forwarded to VERIFY": Postfix's
+content_filter; under Postern the helper sends the delivered copy through
+VERIFY (a second pass, from 127.0.0.1 as Postfix's smtp client would).
 """
 import base64
 import os
 import re
 import shutil
+import signal
 import subprocess
-import tempfile
 import uuid
 
 import pytest
@@ -25,9 +31,10 @@ import pytest
 import sys
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from pylib.dnsmasq import Dnsmasq, silent_udp_port  # noqa: E402
-from pylib.postfix import Listener, Postfix, milter_ready  # noqa: E402
 from pylib.util import BIN, free_port, stop, wait_for  # noqa: E402
-from pylib.filters import run_miltertest, wait_delivered, write as write_file  # noqa: E402
+from pylib.filters import FilterEnv, run_miltertest, write as write_file  # noqa: E402
+from pylib import mta as mtas  # noqa: E402
+from pylib.mta import MTAS, POSTFIX_ONLY, Chain  # noqa: E402
 
 # A private Postfix and UserID postern need root (as CI runs the tests).
 if os.geteuid() != 0:
@@ -35,7 +42,7 @@ if os.geteuid() != 0:
 
 PD = os.path.join(BIN, "postern-dkim")
 RCPT = "a@r.test"
-SIGN_P, SIGN_O, VERIFY, TEMP, ONLY_P, TEMP_ACCEPT = 0, 1, 2, 3, 4, 5
+SIGN_P, SIGN_O, VERIFY, TEMP, ONLY_P, TEMP_ACCEPT, RELOAD = 0, 1, 2, 3, 4, 5, 6
 
 
 def pubkey_b64(keyfile, ed25519=False):
@@ -50,19 +57,18 @@ def write(path, text, mode=0o644):
     return write_file(path, text, mode)
 
 
-class Env:
-    pass
-
-
 def start_postern(env, name, conf_lines):
-    port = free_port()
-    conf = write(os.path.join(env.w, name + ".conf"),
-                 "Socket inet:%d@127.0.0.1\nUserID postern\nLogFile %s\n%s\n" % (
-                     port, os.path.join(env.w, name + ".log"), conf_lines))
-    p = subprocess.Popen([PD, "-c", conf], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    env.procs.append(p)
-    milter_ready(port, p)
-    return port
+    return env.start_filter("postern-dkim", name, conf_lines)
+
+
+def write_reload_tables(env, keytable, signtable):
+    """RELOAD's KeyTable and SigningTable, and its keys, owned by postern."""
+    write(os.path.join(env.rdir, "KeyTable"), keytable)
+    write(os.path.join(env.rdir, "SigningTable"), signtable)
+    for name in os.listdir(env.rdir):
+        shutil.chown(os.path.join(env.rdir, name), "postern")
+        if name.endswith(".pem"):
+            os.chmod(os.path.join(env.rdir, name), 0o600)
 
 
 def start_opendkim(env, name, conf_lines):
@@ -71,22 +77,12 @@ def start_opendkim(env, name, conf_lines):
                  "Socket inet:%d@127.0.0.1\nSyslog no\nRequireSafeKeys false\n"
                  "Nameservers %s\nResolverConfiguration %s\n%s\n" % (
                      port, env.dns.spec, env.unbound_conf, conf_lines))
-    p = subprocess.Popen(["/usr/sbin/opendkim", "-f", "-x", conf],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    env.procs.append(p)
-    milter_ready(port, p)
-    return port
+    return env.start_milter(["/usr/sbin/opendkim", "-f", "-x", conf], port)
 
 
-@pytest.fixture(scope="module")
-def env():
-    e = Env()
-    e.w = tempfile.mkdtemp(prefix="filter-dkim-")
-    os.chmod(e.w, 0o755)
-    e.procs = []
-    e.silent = None
-    e.pf = None
-    e.dns = None
+@pytest.fixture(scope="module", params=MTAS)
+def env(request):
+    e = FilterEnv("filter-dkim-")
     try:
         keys = os.path.join(e.w, "keys")
         os.makedirs(keys)
@@ -102,7 +98,13 @@ def env():
         for k in ("sel.pem", "ed.pem", "odk.private"):
             os.chmod(os.path.join(keys, k), 0o600)
         e.keys = keys
+        sel_pub = pubkey_b64(os.path.join(keys, "sel.pem"))
+        ed_pub = pubkey_b64(os.path.join(keys, "ed.pem"), True)
         txt = {
+            # the keys RELOAD signs with, before and after its SIGHUP
+            "a._domainkey.r1.test": ["v=DKIM1; k=rsa; p=" + sel_pub],
+            "b._domainkey.r1.test": ["v=DKIM1; k=ed25519; p=" + ed_pub],
+            "a._domainkey.r2.test": ["v=DKIM1; k=rsa; p=" + sel_pub],
             "sel._domainkey.d.test": ["v=DKIM1; k=rsa; p=" + pubkey_b64(os.path.join(keys, "sel.pem"))],
             "ed._domainkey.e.test": ["v=DKIM1; k=ed25519; p=" + pubkey_b64(os.path.join(keys, "ed.pem"), True)],
             "odk._domainkey.o.test": ["v=DKIM1; k=rsa; p=" + pubkey_b64(os.path.join(keys, "odk.private"))],
@@ -114,6 +116,8 @@ def env():
                 "iGs5V6NpP3idY6Wk08a5qhdR6wy5bdOKb2jLQiY/J16JYi0Qvx/byYzCNb3W91y3FutAC",
                 "DfzwQ/BC/e/8uBsCR+yz1Lxj+PL6lHvqMKrM3rG4hstT5QjvHO9PzoxZyVYLzBfO2EeC3",
                 "Ip3G+2kryOTIKT+l/K4w3QIDAQAB")],
+            # b\u00fccher.test signs as its A-labels (RFC 8616 \u00a73)
+            "sel._domainkey.xn--bcher-kva.test": ["v=DKIM1; k=rsa; p=" + sel_pub],
             # a key record that is not one
             "junk._domainkey.d.test": ["v=DKIM1; k=rsa; p=!!!notbase64"],
         }
@@ -121,11 +125,17 @@ def env():
         e.unbound_conf = write(os.path.join(e.w, "unbound.conf"),
                                'server:\n  local-zone: "test." nodefault\n')
         write(os.path.join(e.w, "KeyTable"),
-              "sel._domainkey.d.test d.test:sel:%s\ned._domainkey.e.test e.test:ed:%s\n" % (
-                  os.path.join(keys, "sel.pem"), os.path.join(keys, "ed.pem")))
+              "sel._domainkey.d.test d.test:sel:%s\ned._domainkey.e.test e.test:ed:%s\n"
+              "sel._domainkey.xn--bcher-kva.test xn--bcher-kva.test:sel:%s\n" % (
+                  os.path.join(keys, "sel.pem"), os.path.join(keys, "ed.pem"),
+                  os.path.join(keys, "sel.pem")))
         write(os.path.join(e.w, "SigningTable"),
-              "*@d.test sel._domainkey.d.test\n*@e.test ed._domainkey.e.test\n")
-        e.sign_p = start_postern(e, "pds", "Mode s\nKeyTable %s\nSigningTable refile:%s\n" % (
+              "*@d.test sel._domainkey.d.test\n*@e.test ed._domainkey.e.test\n"
+              "*@xn--bcher-kva.test sel._domainkey.xn--bcher-kva.test\n")
+        # InternalHosts: not all of 127.0.0.0/8, whose other addresses stand
+        # for outside clients under Postern (tests/pylib/mta.py)
+        e.sign_p = start_postern(e, "pds", "Mode s\nKeyTable %s\nSigningTable refile:%s\n"
+                                 "InternalHosts 127.0.0.1, ::1\n" % (
             os.path.join(e.w, "KeyTable"), os.path.join(e.w, "SigningTable")))
         e.verify_p = start_postern(e, "pdv", "Mode v\nAuthservID postern.test\nNameservers %s\n"
                                    "InternalHosts 192.0.2.250\n" % e.dns.spec)
@@ -143,30 +153,32 @@ def env():
                                   % os.path.join(keys, "odk.private"))
         e.verify_o = start_opendkim(e, "odv", "Mode v\nAuthservID opendkim.test\n"
                                     "InternalHosts 192.0.2.250\n")
+        # re-read on SIGHUP as UserID postern: files that user can read
+        e.rdir = os.path.join(e.w, "reload")
+        os.makedirs(e.rdir)
+        for src, dst in (("sel.pem", "a.pem"), ("ed.pem", "b.pem")):
+            shutil.copy(os.path.join(keys, src), os.path.join(e.rdir, dst))
+        write_reload_tables(e, "a._domainkey.r1.test r1.test:a:%s\n"
+                            % os.path.join(e.rdir, "a.pem"), "*@r1.test a._domainkey.r1.test\n")
+        e.reload_p = start_postern(e, "pdr", "Mode s\nKeyTable %s\nSigningTable refile:%s\n"
+                                   "InternalHosts 127.0.0.1, ::1\n" % (
+                                       os.path.join(e.rdir, "KeyTable"),
+                                       os.path.join(e.rdir, "SigningTable")))
+        e.reload_proc = e.procs[-1]
         ms = lambda *ports: ", ".join("inet:127.0.0.1:%d" % p for p in ports)  # noqa: E731
-        e.pf = Postfix(os.path.join(e.w, "postfix"), mailboxes=[RCPT],
-                       main={"non_smtpd_milters": ms(e.sign_p)}, listeners=[
-            Listener(milters=ms(e.sign_p), forward_to=VERIFY, myhostname="sign-p.test"),
-            Listener(milters=ms(e.sign_o), forward_to=VERIFY, myhostname="sign-o.test"),
-            Listener(milters=ms(e.verify_o, e.verify_p), myhostname="verify.test"),
-            Listener(milters=ms(e.temp_p), myhostname="temp.test"),
-            Listener(milters=ms(e.verify_p), myhostname="only-p.test"),
-            Listener(milters=ms(e.temp_a), myhostname="temp-accept.test"),
-        ])
-        e.pf.start()
+        e.mta = mtas.make(request.param, e.w, [
+            Chain(ms(e.sign_p), forward_to=VERIFY),
+            Chain(ms(e.sign_o), forward_to=VERIFY),
+            Chain(ms(e.verify_o, e.verify_p)),
+            Chain(ms(e.temp_p)),
+            Chain(ms(e.verify_p)),
+            Chain(ms(e.temp_a)),
+            Chain(ms(e.reload_p), forward_to=VERIFY),
+        ], [RCPT], main={"non_smtpd_milters": ms(e.sign_p)})
+        e.mta.start()
         yield e
     finally:
-        if e.pf is not None:
-            e.pf.stop()
-        for p in e.procs:
-            stop(p, sig=9)
-            if p.stderr:
-                p.stderr.close()
-        if e.dns is not None:
-            e.dns.stop()
-        if e.silent is not None:
-            e.silent.close()
-        shutil.rmtree(e.w, ignore_errors=True)
+        e.close()
 
 
 def message(sender="alice@d.test", subject=None, body="Hello.\r\nSecond line.\r\n", extra=""):
@@ -179,15 +191,13 @@ def message(sender="alice@d.test", subject=None, body="Hello.\r\nSecond line.\r\
 def deliver(env, listener, raw, subject, sender="alice@d.test", xclient=None):
     """Send raw through a listener; return the delivered message whose
     Subject (or, for re-sent copies, X-Test-Id) is subject."""
-    code, text = env.pf.send(env.pf.port(listener), sender, [RCPT], raw, xclient_addr=xclient)
+    code, text = env.mta.send(listener, sender, [RCPT], raw, client=xclient)
     assert code == 250, (code, text)
-
     return deliver_wait(env, subject)
 
 
 def deliver_wait(env, subject):
-    return wait_delivered(env.pf, RCPT, subject,
-                          [os.path.join(env.w, n + ".log") for n in ("pds", "pdv", "pdt")])
+    return env.mta.delivered(RCPT, subject)
 
 
 def ar_values(msg, authserv):
@@ -291,9 +301,9 @@ def test_postern_signs_rsa_opendkim_verifies(env):
     assert h.count("from") == 2, h  # From oversigned
     assert dkim_results(msg, "opendkim.test")[0][:3] == ("pass", "d.test", "sel")
     assert dkim_results(msg, "postern.test")[0][:3] == ("pass", "d.test", "sel")
-    # Postfix-shaped log lines, with Postfix's queue ID of the message
-    qid = re.search(r"postfix/cleanup\[\d+\]: ([0-9A-F]+): message-id=<%s" %
-                    re.escape(re.search(r"<(.*)>", msg["Message-ID"]).group(1)), env.pf.log())
+    # Postfix-shaped log lines, with the MTA's queue ID of the message
+    qid = re.search(r"/(?:cleanup|smtpd)\[\d+\]: ([0-9A-Za-z]+): message-id=<%s" %
+                    re.escape(re.search(r"<(.*)>", msg["Message-ID"]).group(1)), env.mta.log())
     with open(os.path.join(env.w, "pds.log")) as f:
         log = f.read()
     line = r"^\w{3} [ \d]\d \d\d:\d\d:\d\d \S+ postern/dkim\[\d+\]: %s: " \
@@ -314,7 +324,7 @@ def test_smtputf8_from_signed_and_verified(env):
     subject, raw = message("j\u00f6rg@d.test")
     token = "u-" + uuid.uuid4().hex
     raw = raw.replace("Subject: " + subject, "Subject: " + token)
-    code, text = env.pf.send(env.pf.port(SIGN_P), "j\u00f6rg@d.test", [RCPT], raw.encode())
+    code, text = env.mta.send(SIGN_P, "j\u00f6rg@d.test", [RCPT], raw.encode())
     assert code == 250, text
     msg = deliver_wait(env, token)
     assert "d=d.test;" in re.sub(r"\s+", "", msg["DKIM-Signature"])
@@ -322,11 +332,34 @@ def test_smtputf8_from_signed_and_verified(env):
     assert dkim_results(msg, "opendkim.test")[0][0] == "pass"
 
 
+@pytest.mark.parametrize("frm", ["alice@b\u00fccher.test", "j\u00f6rg@B\u00dcCHER.test"])
+def test_internationalised_from_signed_as_a_labels(env, frm):
+    """A From domain in U-labels finds the SigningTable entry of its
+    A-labels; d= is the A-label name (ASCII, RFC 6376), and both verifiers
+    pass it."""
+    subject, raw = message(frm)
+    msg = deliver(env, SIGN_P, raw, subject)
+    sig = re.sub(r"\s+", "", msg["DKIM-Signature"] or "")
+    assert "d=xn--bcher-kva.test;" in sig and "s=sel;" in sig, msg["DKIM-Signature"]
+    assert dkim_results(msg, "postern.test")[0][:3] == ("pass", "xn--bcher-kva.test", "sel")
+    assert dkim_results(msg, "opendkim.test")[0][0] == "pass"
+
+
+@pytest.mark.parametrize("frm", ["alice@\u2603.test", "alice@k\u00e4se.test"])
+def test_internationalised_from_without_key_not_signed(env, frm):
+    # U+2603 has no A-label; k\u00e4se.test has no key: neither is signed
+    subject, raw = message(frm)
+    msg = deliver(env, SIGN_P, raw, subject)
+    assert msg["DKIM-Signature"] is None
+    assert env.procs[0].poll() is None
+
+
+@POSTFIX_ONLY  # Postern has no sendmail(1) submission through non_smtpd_milters yet
 def test_sendmail_submission_signed(env):
     """Mail from sendmail(1) goes through non_smtpd_milters: Postfix shows
     it as a client 127.0.0.1, an internal host."""
     subject, raw = message("alice@d.test")
-    r = subprocess.run(["/usr/sbin/sendmail", "-C", env.pf.etc, "-f", "alice@d.test", RCPT],
+    r = subprocess.run(["/usr/sbin/sendmail", "-C", env.mta.pf.etc, "-f", "alice@d.test", RCPT],
                        input=raw.replace("\r\n", "\n").encode(), capture_output=True, timeout=30)
     assert r.returncode == 0, r.stderr
     msg = deliver_wait(env, subject)
@@ -350,6 +383,70 @@ def test_two_from_fields_not_signed(env):
     subject, raw = message("alice@d.test", extra="From: mallory@d.test\r\n")
     msg = deliver(env, SIGN_P, raw, subject)
     assert msg["DKIM-Signature"] is None
+
+
+# -- SIGHUP: the signing keys are read again ------------------------------------
+
+def reload_log(env):
+    with open(os.path.join(env.w, "pdr.log")) as f:
+        return f.read()
+
+
+def sighup_and_wait(env, line):
+    """SIGHUP to RELOAD's postern-dkim; wait for one more log line with line."""
+    before = reload_log(env).count(line)
+    env.reload_proc.send_signal(signal.SIGHUP)
+    wait_for(lambda: reload_log(env).count(line) > before, timeout=10, what=line)
+    assert env.reload_proc.poll() is None  # still running: SIGHUP is not a stop
+
+
+def signed_by(env, sender):
+    """(d=, s=, postern.test result, opendkim.test result) of a message
+    from sender through RELOAD, or None when it was not signed."""
+    subject, raw = message(sender)
+    msg = deliver(env, RELOAD, raw, subject)
+    if msg["DKIM-Signature"] is None:
+        return None
+    sig = re.sub(r"\s+", "", msg["DKIM-Signature"])
+    tags = dict(t.split("=", 1) for t in sig.split(";") if "=" in t)
+    return (tags["d"], tags["s"], dkim_results(msg, "postern.test")[0][0],
+            dkim_results(msg, "opendkim.test")[0][0])
+
+
+def test_sighup_rereads_keys(env):
+    assert signed_by(env, "x@r1.test") == ("r1.test", "a", "pass", "pass")
+    assert signed_by(env, "y@r2.test") is None
+    # new tables: r1.test moves to key b (Ed25519), r2.test gets key a
+    write_reload_tables(env, "b._domainkey.r1.test r1.test:b:%s\n"
+                        "a._domainkey.r2.test r2.test:a:%s\n" % (
+                            os.path.join(env.rdir, "b.pem"), os.path.join(env.rdir, "a.pem")),
+                        "*@r1.test b._domainkey.r1.test\n*@r2.test a._domainkey.r2.test\n")
+    sighup_and_wait(env, "SIGHUP: signing keys reloaded: 2 keys, 2 signing rules")
+    assert signed_by(env, "x@r1.test") == ("r1.test", "b", "pass", "pass")
+    assert signed_by(env, "y@r2.test") == ("r2.test", "a", "pass", "pass")
+    # a broken table: nothing of it is used, the keys in use stay
+    write_reload_tables(env, "b._domainkey.r1.test r1.test:b:%s\n"
+                        % os.path.join(env.rdir, "gone.pem"), "*@r1.test b._domainkey.r1.test\n")
+    sighup_and_wait(env, "SIGHUP: keys not reloaded, the old ones stay in use: key ")
+    assert signed_by(env, "y@r2.test") == ("r2.test", "a", "pass", "pass")
+    # a key postern cannot read (root's, 0600) is refused the same way
+    write_reload_tables(env, "a._domainkey.r1.test r1.test:a:%s\n"
+                        % os.path.join(env.keys, "sel.pem"), "*@r1.test a._domainkey.r1.test\n")
+    sighup_and_wait(env, "Permission denied")
+    assert signed_by(env, "x@r1.test") == ("r1.test", "b", "pass", "pass")
+
+
+def test_sighup_stops_filters_without_reload():
+    """postern-spf has nothing to reload: SIGHUP stops it, as libmilter does
+    (no MTA involved: runs once)."""
+    fe = FilterEnv("filter-hup-")
+    try:
+        fe.start_filter("postern-spf", "spf", "Nameservers 127.0.0.1\n")
+        p = fe.procs[0]
+        p.send_signal(signal.SIGHUP)
+        assert p.wait(timeout=20) == 0
+    finally:
+        fe.close()
 
 
 # -- verifying: real opendkim signs, postern-dkim verifies ----------------------
@@ -468,8 +565,7 @@ def test_forged_authentication_results_removed(env):
 
 def test_dns_timeout_tempfail(env):
     subject, raw = signed_by_postern(env)
-    code, text = env.pf.send(env.pf.port(TEMP), "alice@d.test", [RCPT], raw,
-                             xclient_addr="192.0.2.10")
+    code, text = env.mta.send(TEMP, "alice@d.test", [RCPT], raw, client="192.0.2.10")
     assert code == 451 and "4.7.5" in text, (code, text)
 
 

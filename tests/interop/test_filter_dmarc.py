@@ -1,6 +1,7 @@
-"""postern-dmarc behind a real Postfix, after postern-spf and postern-dkim.
+"""postern-dmarc behind each MTA (a real Postfix, and Postern itself: see
+tests/pylib/mta.py), after postern-spf and postern-dkim.
 
-Listeners of one Postfix instance (tests/pylib/postfix.py):
+Chains (listeners) of one MTA instance:
   SIGN    postern-dkim signing for d.test (mail is delivered to s@r.test,
           and the test re-sends the signed copy through CHECK or STRICT)
   CHECK   smtpd_milters = postern-spf, postern-dkim (verify), postern-dmarc
@@ -9,25 +10,26 @@ Listeners of one Postfix instance (tests/pylib/postfix.py):
           BadFromAction reject
   SELF    postern-dmarc alone, SPFSelfValidate yes, RejectFailures yes
 The three filters share AuthservID postern.test; postern-dmarc reads the
-results the two before it added (Postfix shows each milter the edits of
-the earlier ones). Clients are claimed with XCLIENT.
+results the two before it added (the MTA shows each milter the edits of
+the earlier ones). Clients are outside addresses: claimed with XCLIENT
+under Postfix, bound as their loopback twins under Postern (127.0.2.10 for
+192.0.2.10), so records and InternalHosts name both.
 """
 import base64
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import uuid
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from pylib.dnsmasq import Dnsmasq, silent_udp_port  # noqa: E402
-from pylib.postfix import Listener, Postfix, milter_ready  # noqa: E402
-from pylib.util import BIN, free_port, stop, wait_for  # noqa: E402
-from pylib.filters import check_config_cases, run_miltertest, wait_delivered, write  # noqa: E402
+from pylib.util import BIN  # noqa: E402
+from pylib.filters import FilterEnv, check_config_cases, run_miltertest  # noqa: E402
+from pylib import mta as mtas  # noqa: E402
+from pylib.mta import MTAS, Chain, spf_ip4, twin  # noqa: E402
 
 # A private Postfix and UserID postern need root (as CI runs the tests).
 if os.geteuid() != 0:
@@ -35,7 +37,7 @@ if os.geteuid() != 0:
 
 RCPT, SIGNED = "a@r.test", "s@r.test"
 SIGN, CHECK, STRICT, SELF = 0, 1, 2, 3
-GOOD_IP, BAD_IP = "192.0.2.10", "203.0.113.5"
+GOOD_IP, BAD_IP, INTERNAL_IP = "192.0.2.10", "203.0.113.5", "192.0.2.250"
 
 
 def pubkey_b64(keyfile):
@@ -44,35 +46,22 @@ def pubkey_b64(keyfile):
     return base64.b64encode(der).decode()
 
 
-class Env:
-    pass
-
-
 def start(env, prog, name, conf):
-    port = free_port()
-    path = write(os.path.join(env.w, name + ".conf"),
-                 "Socket inet:%d@127.0.0.1\nUserID postern\nAuthservID postern.test\n"
-                 "Nameservers %s\nDNSTimeout 2\nInternalHosts 192.0.2.250\nLogFile %s\n%s" % (
-                     port, env.dns.spec, os.path.join(env.w, name + ".log"), conf))
-    p = subprocess.Popen([os.path.join(BIN, prog), "-c", path], stdout=subprocess.DEVNULL,
-                         stderr=subprocess.PIPE)
-    env.procs.append(p)
-    milter_ready(port, p)
+    port = env.start_filter(prog, name, "AuthservID postern.test\nNameservers %s\nDNSTimeout 2\n"
+                            "InternalHosts %s, %s\n%s" % (env.dns.spec, INTERNAL_IP,
+                                                          twin(INTERNAL_IP), conf))
     return "inet:127.0.0.1:%d" % port
 
 
-@pytest.fixture(scope="module")
-def env():
-    e = Env()
-    e.w = tempfile.mkdtemp(prefix="filter-dmarc-")
-    os.chmod(e.w, 0o755)
-    e.procs, e.pf, e.dns, e.silent = [], None, None, None
+@pytest.fixture(scope="module", params=MTAS)
+def env(request):
+    e = FilterEnv("filter-dmarc-")
     try:
         key = os.path.join(e.w, "sel.pem")
         subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt",
                         "rsa_keygen_bits:2048", "-out", key], check=True, capture_output=True)
         os.chmod(key, 0o600)
-        spf = "v=spf1 ip4:192.0.2.0/24 -all"
+        spf = "v=spf1 %s -all" % spf_ip4("192.0.2.0/24")
         txt = {
             "d.test": [spf], "q.test": [spf], "n.test": [spf], "pct0.test": [spf],
             "badrec.test": [spf], "two.test": [spf], "t.temp.test": [spf],
@@ -84,6 +73,8 @@ def env():
             "_dmarc.two.test": ["v=DMARC1; p=reject", "v=DMARC1; p=none"],
             "_dmarc.strict.test": ["v=DMARC1; p=reject; aspf=s"],
             "strict.test": [spf], "sub.strict.test": [spf],
+            # b\u00fccher.test, published as its A-labels (RFC 8616)
+            "xn--bcher-kva.test": [spf], "_dmarc.xn--bcher-kva.test": ["v=DMARC1; p=reject"],
             "sel._domainkey.d.test": ["v=DKIM1; k=rsa; p=" + pubkey_b64(key)],
         }
         e.silent, sport = silent_udp_port()
@@ -101,25 +92,16 @@ def env():
                        "TempErrorAction tempfail\n")
         selfv = start(e, "postern-dmarc", "dmarc-self", "SPFSelfValidate yes\n"
                       "RejectFailures yes\n")
-        e.pf = Postfix(os.path.join(e.w, "postfix"), mailboxes=[RCPT, SIGNED], listeners=[
-            Listener(milters=signer, myhostname="sign.test"),
-            Listener(milters=", ".join([spfm, dkimv, report]), myhostname="check.test"),
-            Listener(milters=", ".join([spfm, dkimv, strict]), myhostname="strict.test"),
-            Listener(milters=selfv, myhostname="self.test"),
-        ])
-        e.pf.start()
+        e.mta = mtas.make(request.param, e.w, [
+            Chain(signer),
+            Chain(", ".join([spfm, dkimv, report])),
+            Chain(", ".join([spfm, dkimv, strict])),
+            Chain(selfv),
+        ], [RCPT, SIGNED])
+        e.mta.start()
         yield e
     finally:
-        if e.pf is not None:
-            e.pf.stop()
-        for p in e.procs:
-            stop(p, sig=9)
-            p.stderr.close()
-        if e.dns is not None:
-            e.dns.stop()
-        if e.silent is not None:
-            e.silent.close()
-        shutil.rmtree(e.w, ignore_errors=True)
+        e.close()
 
 
 def make(frm="From: <alice@d.test>\r\n", extra=""):
@@ -129,11 +111,11 @@ def make(frm="From: <alice@d.test>\r\n", extra=""):
 
 
 def wait_msg(env, rcpt, token):
-    return wait_delivered(env.pf, rcpt, token)
+    return env.mta.delivered(rcpt, token)
 
 
 def send(env, listener, raw, token, sender="alice@d.test", client=GOOD_IP):
-    code, text = env.pf.send(env.pf.port(listener), sender, [RCPT], raw, xclient_addr=client)
+    code, text = env.mta.send(listener, sender, [RCPT], raw, client=client)
     if code != 250:
         return code, text, None
     return code, text, wait_msg(env, RCPT, token)
@@ -143,7 +125,7 @@ def signed(env, frm="From: <alice@d.test>\r\n"):
     """A message signed by postern-dkim for d.test, plus an unsigned
     X-Test-Id to find the re-sent copy."""
     token, raw = make(frm)
-    code, text = env.pf.send(env.pf.port(SIGN), "alice@d.test", [SIGNED], raw)
+    code, text = env.mta.send(SIGN, "alice@d.test", [SIGNED], raw)
     assert code == 250, text
     msg = wait_msg(env, SIGNED, token)
     t2 = "rs-" + uuid.uuid4().hex
@@ -237,12 +219,9 @@ def test_quarantine_policy_holds(env):
     code, text, msg = send(env, CHECK, raw, token, sender="bob@other.test")
     assert results(msg)["dmarc"] == "fail" and "dis=quarantine" in dmarc_ar(msg)
     token, raw = make("From: <q@q.test>\r\n")
-    code, text = env.pf.send(env.pf.port(STRICT), "bob@other.test", [RCPT], raw,
-                             xclient_addr=GOOD_IP)
+    code, text = env.mta.send(STRICT, "bob@other.test", [RCPT], raw, client=GOOD_IP)
     assert code == 250
-    hold = os.path.join(env.pf.queue, "hold")
-    wait_for(lambda: os.path.isdir(hold) and os.listdir(hold), timeout=20, what="held message")
-    assert "milter triggers HOLD action" in env.pf.log()
+    env.mta.wait_held()
 
 
 @pytest.mark.parametrize("frm,want", [
@@ -255,7 +234,9 @@ def test_quarantine_policy_holds(env):
     ("From: a@d.test, b@e.test\r\n", ("permerror", "several From addresses")),
     ("From: undisclosed:;\r\n", ("permerror", "no usable From address")),
     ("From: <a@d..test>\r\n", ("permerror", "no usable From address")),
-    ("From: J\u00f6rg <j@b\u00fccher.test>\r\n", ("none", "internationalised")),
+    ("From: J\u00f6rg <j@b\u00fccher.test>\r\n", ("fail", "header.from=xn--bcher-kva.test")),
+    ("From: <j@k\u00e4se.test>\r\n", ("none", "header.from=xn--kse-qla.test")),
+    ("From: <j@\u2603.test>\r\n", ("permerror", "From domain not usable")),  # no A-label
 ])
 def test_policies_and_bad_from(env, frm, want):
     token, raw = make(frm)
@@ -266,15 +247,50 @@ def test_policies_and_bad_from(env, frm, want):
         assert want[1] in dmarc_ar(msg)
 
 
+def test_missing_from(env):
+    """No From field: Postfix's cleanup adds one from the envelope sender
+    before the milters see the message; Postern passes the message on as it
+    came, so postern-dmarc sees no From (RFC 7489 6.6.1: permerror, or
+    refused with BadFromAction reject)."""
+    token = "dm-" + uuid.uuid4().hex
+    raw = "To: <a@r.test>\r\nSubject: %s\r\n\r\nHello.\r\n" % token
+    code, text, msg = send(env, CHECK, raw, token, sender="bob@other.test")
+    assert code == 250, text
+    if env.mta.kind == "postfix":
+        assert msg.get_all("From") == ["bob@other.test"]
+        assert results(msg)["dmarc"] == "none" and "header.from=other.test" in dmarc_ar(msg)
+    else:
+        assert msg.get_all("From") is None
+        assert "dmarc=permerror (no From field)" in dmarc_ar(msg), dmarc_ar(msg)
+        c, text = env.mta.send(STRICT, "bob@other.test", [RCPT], raw, client=GOOD_IP)
+        assert c == 550 and text.startswith("5.7.1"), (c, text)
+
+
+def test_internationalised_from_aligned(env):
+    """SMTPUTF8 mail from b\u00fccher.test: SPF and the From domain both as
+    xn--bcher-kva.test, aligned, so DMARC passes where p=reject."""
+    token, raw = make("From: J\u00f6rg <j\u00f6rg@B\u00fccher.test>\r\n")
+    code, text, msg = send(env, STRICT, raw, token, sender="j\u00f6rg@b\u00fccher.test")
+    assert code == 250, text
+    assert results(msg) == {"spf": "pass", "dkim": "none", "dmarc": "pass"}, \
+        msg.get_all("Authentication-Results")
+    assert "header.from=xn--bcher-kva.test" in dmarc_ar(msg)
+    # from elsewhere: refused under the published p=reject
+    token, raw = make("From: J\u00f6rg <j\u00f6rg@b\u00fccher.test>\r\n")
+    code, text, msg = send(env, STRICT, raw, token, sender="j\u00f6rg@b\u00fccher.test",
+                           client=BAD_IP)
+    assert code == 550 and "xn--bcher-kva.test" in text, (code, text)
+
+
 @pytest.mark.parametrize("frm,code,status", [
     ("From: <a@d.test>\r\nFrom: <b@d.test>\r\n", 550, "5.7.1"),
+    ("From: <j@\u2603.test>\r\n", 550, "5.7.1"),
     ("From: <x@t.temp.test>\r\n", 451, "4.7.5"),
     ("From: <x@pct0.test>\r\n", 250, None),  # pct=0: never rejected
 ])
 def test_strict_actions(env, frm, code, status):
     token, raw = make(frm)
-    c, text = env.pf.send(env.pf.port(STRICT), "bob@other.test", [RCPT], raw,
-                          xclient_addr=GOOD_IP)
+    c, text = env.mta.send(STRICT, "bob@other.test", [RCPT], raw, client=GOOD_IP)
     assert c == code, (c, text)
     if status:
         assert text.startswith(status)
@@ -313,7 +329,7 @@ def test_spf_self_validate(env):
 
 def test_internal_client_not_evaluated(env):
     token, raw = make()
-    code, text, msg = send(env, CHECK, raw, token, sender="bob@other.test", client="192.0.2.250")
+    code, text, msg = send(env, CHECK, raw, token, sender="bob@other.test", client=INTERNAL_IP)
     assert "dmarc" not in results(msg)
 
 

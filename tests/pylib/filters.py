@@ -1,13 +1,15 @@
 """Helpers shared by the interop tests of our milters (postern-spf,
-postern-dkim, postern-dmarc) behind a real Postfix."""
-import email
-import email.policy
+postern-dkim, postern-dmarc) behind an MTA (tests/pylib/mta.py)."""
 import os
+import shutil
 import subprocess
+import tempfile
 
-from .util import wait_for
+from .postfix import milter_ready
+from .util import BIN, free_port, stop
 
-MILTERTEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop", "miltertest")
+MILTERTEST_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "interop",
+                              "miltertest")
 
 
 def write(path, text, mode=None):
@@ -19,31 +21,45 @@ def write(path, text, mode=None):
     return path
 
 
-def find_delivered(pf, rcpt, token):
-    """The delivered message for rcpt whose Subject or X-Test-Id is token,
-    parsed, or None."""
-    for m in pf.messages(rcpt):
-        msg = email.message_from_bytes(m, policy=email.policy.compat32)
-        if token in (msg["X-Test-Id"], msg["Subject"]):
-            return msg
-    return None
+class FilterEnv:
+    """One test module's peers: a work directory, our filters (and other
+    milters) as child processes, dnsmasq, a silent UDP port, the MTA.
+    close() stops them all by pid and removes the directory."""
 
+    def __init__(self, prefix):
+        self.w = tempfile.mkdtemp(prefix=prefix)
+        os.chmod(self.w, 0o755)
+        self.procs, self.mta, self.dns, self.silent = [], None, None, None
 
-def wait_delivered(pf, rcpt, token, extra_logs=()):
-    """Wait for find_delivered(); on timeout the error carries the tail of
-    Postfix's log and of each file in extra_logs."""
-    try:
-        return wait_for(lambda: find_delivered(pf, rcpt, token), timeout=20,
-                        what="delivery of " + token)
-    except TimeoutError:
-        logs = pf.log()[-3000:]
-        for path in extra_logs:
-            try:
-                with open(path) as f:
-                    logs += "\n--- %s\n" % os.path.basename(path) + f.read()[-2000:]
-            except OSError:
-                pass
-        raise TimeoutError("no delivery of %s:\n%s" % (token, logs))
+    def start_filter(self, program, name, conf):
+        """Start build/bin/<program> on a free loopback port with the
+        settings every test gives (Socket, UserID postern, LogFile
+        <w>/<name>.log) and conf; return the port once it negotiates."""
+        port = free_port()
+        path = write(os.path.join(self.w, name + ".conf"),
+                     "Socket inet:%d@127.0.0.1\nUserID postern\nLogFile %s\n%s\n" % (
+                         port, os.path.join(self.w, name + ".log"), conf), 0o644)
+        return self.start_milter([os.path.join(BIN, program), "-c", path], port)
+
+    def start_milter(self, argv, port):
+        """Run a milter (argv) listening on 127.0.0.1:port; return port."""
+        p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.procs.append(p)
+        milter_ready(port, p)
+        return port
+
+    def close(self):
+        if self.mta is not None:
+            self.mta.stop()
+        for p in self.procs:
+            stop(p, sig=9)  # libmilter daemons take seconds over SIGTERM
+            if p.stderr:
+                p.stderr.close()
+        if self.dns is not None:
+            self.dns.stop()
+        if self.silent is not None:
+            self.silent.close()
+        shutil.rmtree(self.w, ignore_errors=True)
 
 
 def run_miltertest(script, port):

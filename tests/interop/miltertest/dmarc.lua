@@ -54,5 +54,26 @@ check(finish(conn, nil) == SMFIR_ACCEPT, "empty From: accept")
 envelope(conn, "<a@d.test>", "<b@r.test>")
 headers(conn, { { "From", "<\1\2@\255\254>" } })
 check(finish(conn, nil) == SMFIR_ACCEPT, "odd From: accept")
+
+-- From domains in U-labels (RFC 8616): aligned through their A-labels; not
+-- UTF-8, or no A-label: a From that is not usable (decimal escapes: Lua 5.1)
+envelope(conn, "<j@b\195\188cher.test>", "<b@r.test>")
+headers(conn, {
+	{ "Authentication-Results", "postern.test; spf=pass smtp.mailfrom=xn--bcher-kva.test" },
+	{ "From", "J\195\182rg <j@B\195\188cher.test>" },
+})
+check(finish(conn, nil) == SMFIR_ACCEPT, "U-label From: accept")
+v = dmarc(conn)
+check(v ~= nil and string.find(v, "dmarc=pass", 1, true) and
+      string.find(v, "header.from=xn--bcher-kva.test", 1, true), "U-label From: pass, got " .. tostring(v))
+for _, dom in ipairs({ "b\195(.test", "\192\175.test", "\237\160\128.test",
+		       "\226\152\131.test", string.rep("a", 58) .. "\195\188.test" }) do
+	envelope(conn, "<a@d.test>", "<b@r.test>")
+	headers(conn, { { "From", "<a@" .. dom .. ">" } })
+	check(finish(conn, nil) == SMFIR_ACCEPT, "bad U-label From: accept")
+	v = dmarc(conn)
+	check(v ~= nil and string.find(v, "dmarc=permerror", 1, true),
+	      "bad U-label From: permerror, got " .. tostring(v))
+end
 mt.disconnect(conn)
 print("ok")

@@ -52,6 +52,33 @@ check(finish(conn, nil) == SMFIR_ACCEPT, "long domain: accept")
 envelope(conn, "<a@%{l}.test>", "<b@r.test>")
 headers(conn, { { "From", "x" } })
 check(finish(conn, nil) == SMFIR_ACCEPT, "macro in domain: accept")
+
+-- internationalised domains (RFC 8616): U-labels are checked as their
+-- A-labels (xn--bcher-kva.test publishes the record); bytes that are not
+-- UTF-8, or no A-label, give none. Decimal escapes: Lua 5.1.
+step(conn, "helo", SMFIR_CONTINUE, mt.helo, "client.test")
+envelope(conn, "<j\195\182rg@b\195\188cher.test>", "<b@r.test>")
+headers(conn, { { "From", "x" } })
+check(finish(conn, nil) == SMFIR_ACCEPT, "U-label sender: accept")
+check_spf(conn, "pass")
+for _, dom in ipairs({ "b\195(.test", "\192\175.test", "\237\160\128.test",
+		       "b\195", "\226\152\131.test", string.rep("a", 58) .. "\195\188.test" }) do
+	envelope(conn, "<a@" .. dom .. ">", "<b@r.test>")
+	headers(conn, { { "From", "x" } })
+	check(finish(conn, nil) == SMFIR_ACCEPT, "bad U-label: accept")
+	check_spf(conn, "none")
+end
+-- the HELO identity in U-labels, and one that is not UTF-8
+step(conn, "helo", SMFIR_CONTINUE, mt.helo, "b\195\188cher.test")
+envelope(conn, "<>", "<b@r.test>")
+headers(conn, { { "From", "x" } })
+check(finish(conn, nil) == SMFIR_ACCEPT, "U-label helo: accept")
+check_spf(conn, "pass")
+step(conn, "helo", SMFIR_CONTINUE, mt.helo, "b\255\254cher.test")
+envelope(conn, "<>", "<b@r.test>")
+headers(conn, { { "From", "x" } })
+check(finish(conn, nil) == SMFIR_ACCEPT, "bad helo bytes: accept")
+check_spf(conn, "none")
 mt.disconnect(conn)
 
 -- an IPv4-mapped IPv6 client is checked as IPv4

@@ -99,6 +99,49 @@ static void test_tables(void **state)
 	free(kt);
 }
 
+/* The installed set: a reload replaces it while a message still holds the
+ * old one (ASan catches a set freed too early, LeakSanitizer one never
+ * freed). */
+static void test_install(void **state)
+{
+	const char *err;
+	char *kt = xasprintf("%s/KeyTable", dir);
+	char *st = xasprintf("%s/SigningTable.exact", dir);
+	assert_null(dkim_keys_acquire());
+	struct dkim_keys *k1 = xcalloc(1, sizeof(*k1));
+	assert_int_equal(dkim_keys_load_tables(k1, kt, st, &err), 0);
+	dkim_keys_install(k1);
+	struct dkim_keys *held = dkim_keys_acquire();
+	assert_ptr_equal(held, k1);
+	const struct dkim_key *key = dkim_keys_find(held, "x@d.test", "d.test");
+	/* a reload installs another set */
+	struct dkim_keys *k2 = xcalloc(1, sizeof(*k2));
+	assert_int_equal(dkim_keys_load_tables(k2, kt, st, &err), 0);
+	dkim_keys_install(k2);
+	/* the message that held k1 still reads its key */
+	assert_string_equal(key->selector, "sel");
+	assert_non_null(strstr(key->pem, "PRIVATE KEY"));
+	struct dkim_keys *now = dkim_keys_acquire();
+	assert_ptr_equal(now, k2);
+	dkim_keys_release(&held); /* the last user of k1: freed here */
+	assert_null(held);
+	dkim_keys_release(&now);
+	dkim_keys_release(&now); /* NULL: nothing */
+	/* the installation's own reference goes with the next install */
+	struct dkim_keys *k3 = xcalloc(1, sizeof(*k3));
+	char *kf = xasprintf("%s/rsa.pem", dir);
+	assert_int_equal(dkim_keys_load_single(k3, "d.test", "sel", kf, false, &err), 0);
+	dkim_keys_install(k3);
+	now = dkim_keys_acquire();
+	assert_int_equal(now->nkeys, 1);
+	dkim_keys_release(&now);
+	dkim_keys_install(NULL); /* k3 freed: nothing installed */
+	assert_null(dkim_keys_acquire());
+	free(kf);
+	free(st);
+	free(kt);
+}
+
 static void test_single(void **state)
 {
 	struct dkim_keys k;
@@ -126,6 +169,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tables),
 		cmocka_unit_test(test_single),
+		cmocka_unit_test(test_install),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }

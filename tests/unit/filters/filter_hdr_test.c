@@ -119,12 +119,88 @@ static void test_domain(void **state)
 	assert_true(filter_hdr_domain_ok((struct str){ label, 63 }));
 }
 
+/* U-labels to A-labels (RFC 8616), and what cannot be converted. */
+static void test_domain_ascii(void **state)
+{
+	static const struct {
+		const char *in;   /* NUL-terminated here; hostile NULs below */
+		const char *want; /* NULL: refused */
+	} cases[] = {
+		{ "d.test", "d.test" },
+		{ "D.Test", "d.test" },
+		{ "b\xc3\xbc" "cher.test", "xn--bcher-kva.test" },
+		{ "B\xc3\x9c" "CHER.Test", "xn--bcher-kva.test" },     /* mapped to lower case */
+		{ "xn--bcher-kva.test", "xn--bcher-kva.test" },        /* already A-labels */
+		{ "stra\xc3\x9f" "e.test", "xn--strae-oqa.test" },   /* non-transitional: not "strasse" */
+		{ "\xe4\xbe\x8b\xe3\x81\x88.\xe3\x83\x86\xe3\x82\xb9\xe3\x83\x88",
+		  "xn--r8jz45g.xn--zckzah" },
+		{ "", NULL },
+		{ "d..test", NULL },
+		{ "[192.0.2.1]", NULL },
+		{ "b\xc3(.test", NULL },              /* a lead byte without its continuation */
+		{ "b\xc3", NULL },                    /* cut short at the end */
+		{ "\xbc.test", NULL },                /* a lone continuation byte */
+		{ "\xc0\xaf.test", NULL },            /* overlong '/' */
+		{ "\xe0\x80\xaf.test", NULL },        /* overlong, three bytes */
+		{ "\xf0\x80\x80\xaf.test", NULL },    /* overlong, four bytes */
+		{ "\xed\xa0\x80.test", NULL },        /* a UTF-16 surrogate */
+		{ "\xf4\x90\x80\x80.test", NULL },    /* above U+10FFFF */
+		{ "\xff.test", NULL },
+		{ "\xe2\x98\x83.test", NULL },        /* U+2603 SNOWMAN: disallowed in IDNA2008 */
+		{ "\xcc\x81" "a.test", NULL },         /* a label that starts with a combining mark */
+		{ "a\xc3\xbc b.test", NULL },         /* a space */
+	};
+	struct buf out;
+	buf_init(&out, 1024);
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		int rc = filter_hdr_domain_ascii(str_of(cases[i].in), &out);
+		if (cases[i].want == NULL) {
+			if (rc != -1)
+				fail_msg("case %zu: accepted as %s", i, buf_cstr(&out));
+			assert_int_equal(out.len, 0);
+		} else {
+			if (rc != 0)
+				fail_msg("case %zu refused", i);
+			assert_string_equal(buf_cstr(&out), cases[i].want);
+		}
+	}
+	/* a NUL inside the name */
+	assert_int_equal(filter_hdr_domain_ascii((struct str){ "b\xc3\xbc\0x.test", 9 }, &out), -1);
+	/* one U-label of 58 'a' and a u-umlaut: 60 bytes, but its A-label
+	 * ("xn--" + 58 'a' + "-" + the encoded umlaut) is 66 octets */
+	char big[2048];
+	memset(big, 'a', 58);
+	size_t n = 58;
+	big[n++] = '\xc3';
+	big[n++] = '\xbc';
+	memcpy(big + n, ".test", 5);
+	assert_int_equal(filter_hdr_domain_ascii((struct str){ big, n + 5 }, &out), -1);
+	/* a name longer than any domain: never handed to libidn2 */
+	n = 0;
+	while (n + 8 < sizeof(big)) {
+		memcpy(big + n, "\xc3\xbc.", 3);
+		n += 3;
+	}
+	memcpy(big + n, "test", 4);
+	assert_int_equal(filter_hdr_domain_ascii((struct str){ big, n + 4 }, &out), -1);
+	/* 60 labels of "\xc3\xbc": each converts, the whole is too long */
+	n = 0;
+	for (int i = 0; i < 60; i++) {
+		memcpy(big + n, "\xc3\xbc.", 3);
+		n += 3;
+	}
+	memcpy(big + n, "test", 4);
+	assert_int_equal(filter_hdr_domain_ascii((struct str){ big, n + 4 }, &out), -1);
+	buf_free(&out);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_from),
 		cmocka_unit_test(test_authserv),
 		cmocka_unit_test(test_domain),
+		cmocka_unit_test(test_domain_ascii),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
