@@ -45,13 +45,12 @@ XCLIENT is allowed from 127.0.0.0/8, so tests can claim any client address
 import os
 import shutil
 import signal
-import smtplib
 import socket
 import struct
 import subprocess
 import time
 
-from pylib.util import free_port, wait_for, wait_for_greeting
+from pylib.util import free_port, smtp_send, wait_for, wait_for_greeting
 
 POSTFIX = "/usr/sbin/postfix"
 
@@ -252,33 +251,8 @@ class Postfix:
              timeout=30):
         """One SMTP transaction. Returns (code, text) of the final reply:
         the DATA reply, or the first refusal (MAIL, RCPT or DATA)."""
-        if isinstance(message, str):
-            message = message.encode()
-        with smtplib.SMTP("127.0.0.1", port, local_hostname=helo, timeout=timeout) as s:
-            s.ehlo(helo)
-            if xclient_addr:
-                code, text = s.docmd("XCLIENT", "ADDR=%s NAME=[UNAVAILABLE]" % xclient_addr)
-                if code != 220:
-                    return code, text.decode(errors="replace")
-                s.ehlo(helo)
-            opts = []
-            if any(ord(ch) > 127 for ch in sender + "".join(rcpts)):
-                opts.append("SMTPUTF8")  # smtplib then sends UTF-8
-            code, text = s.mail(sender, opts)
-            if code != 250:
-                return code, text.decode(errors="replace")
-            ok = 0
-            last = None
-            for r in rcpts:
-                code, text = s.rcpt(r)
-                if code in (250, 251):
-                    ok += 1
-                else:
-                    last = (code, text.decode(errors="replace"))
-            if ok == 0:
-                return last
-            code, text = s.data(message)
-            return code, text.decode(errors="replace")
+        return smtp_send(port, sender, rcpts, message, helo=helo, xclient_addr=xclient_addr,
+                         timeout=timeout)
 
     def maildir(self, addr):
         return os.path.join(self.mail, addr.replace("@", "_"), "Maildir")
