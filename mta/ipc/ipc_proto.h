@@ -68,7 +68,47 @@ enum ipc_type {
 	IPC_M_RELOAD = 103, /* master -> queue: main.cf changed; reload. */
 	IPC_M_FLUSH = 104,  /* master -> queue: attempt delivery of every deferred
 	                     * message now (postern flush). */
+
+	/* ---- sendmail(1) -> smtpd "submit": local submission ------------- */
+	/* On a connection to $queue_directory/public/submit (see below), in
+	 * this order: SUBMIT, RCPT x n (1..IPC_SUBMIT_RCPT_MAX), DATA; smtpd
+	 * answers exactly one RESULT and closes. A message out of order, a
+	 * malformed one, a missing or unusable descriptor also gets a RESULT
+	 * (or, for bytes that are not a message at all, just the close).
+	 * After RESULT smtpd shuts its sending side and drops whatever the
+	 * client still sends until it closes (a client refused early may be
+	 * mid-request; it reads the RESULT when its sending fails).
+	 * reqid: any value; RESULT echoes the one of the message it answers. */
+	IPC_S_SUBMIT = 200, /* client: cstr sender as given by -f/-r ("" or "<>" =
+	                     * null sender; the client sends its login name when
+	                     * no -f was given; unqualified gets @$myorigin),
+	                     * u32 flags (IPC_QF_8BITMIME, IPC_QF_RET_FULL,
+	                     * IPC_QF_RET_HDRS only), cstr envid (-V, "" none),
+	                     * cstr full name (-F, "" none: the From: header smtpd
+	                     * adds when the message has none then has no phrase). */
+	IPC_S_RCPT = 201,   /* client: cstr recipient (RFC 5321 mailbox, with or
+	                     * without <>, unqualified gets @$myorigin),
+	                     * cstr orcpt ("type;address" or ""), u32 notify
+	                     * (IPC_QN_*; 0 = not given). */
+	IPC_S_DATA = 202,   /* client: no fields; fd = the message, a regular
+	                     * file (memfd or unlinked temp file) holding exactly
+	                     * the input as read: LF or CRLF lines, not dot-
+	                     * stuffed, an mbox "From " line allowed on top.
+	                     * smtpd reads it from offset 0 to its end (at most
+	                     * message_size_limit bytes). */
+	IPC_S_RESULT = 203, /* smtpd: u32 status (sysexits.h: 0 queued,
+	                     * 64 usage/bad address/too many recipients,
+	                     * 65 bad data (too big, NUL, hops), 69 refused,
+	                     * 75 try again later, 76 a request smtpd could
+	                     * not use (order, fields, no or non-regular fd),
+	                     * 77 not authorised or rejected by policy),
+	                     * cstr text (one printable
+	                     * line for the user, e.g. "queued as QID" or the
+	                     * SMTP-style reason), cstr qid ("" unless queued). */
 };
+
+#define IPC_SUBMIT_RCPT_MAX 10000 /* recipients per submission (and
+                                   * smtpd_recipient_limit when lower) */
 
 /* IPC_Q_SENDER flags */
 #define IPC_QF_8BITMIME 0x01   /* BODY=8BITMIME */
@@ -109,6 +149,16 @@ enum ipc_type {
  *                                     honours env POSTERN_TLS_WRAPPER, a
  *                                     comma-separated list of fd indexes,
  *                                     which master does not set).
+ *   postern-smtpd -c CONFDIR -n submit
+ *                                     local submission: same binary and
+ *                                     fds 3, 4; env POSTERN_SUBMIT_FD=5 and
+ *                                     fd 5 = the listening SOCK_SEQPACKET
+ *                                     unix socket $queue_directory/public/
+ *                                     submit (public/ mode 0755 owned by
+ *                                     mail_owner, the socket 0666, bound
+ *                                     by master). Its only listener. The
+ *                                     submitter is named by SO_PEERCRED
+ *                                     (uid, gid, pid), never by a field.
  */
 
 #endif

@@ -385,6 +385,8 @@ static int master_setup(struct master *m, const char **error_r)
 		return -1;
 	if (master_listen_all(m, error_r) < 0)
 		return -1;
+	if (master_submit_listen(m, error_r) < 0)
+		return -1;
 	return 0;
 }
 

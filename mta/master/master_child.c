@@ -100,11 +100,11 @@ static pid_t master_child_exec(struct master *m, const char *prog, char **argv, 
 }
 
 /* The environment children get: nothing inherited but what they need. */
-static char **master_child_env(const char *listen_fds)
+static char **master_child_env(const char *listen_fds, bool submit)
 {
 	static const char *keep[] = { "TZ", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
 				      "POSTERN_SMTPD_DEBUG" };
-	char **env = xcalloc(ARRAY_LEN(keep) + 3, sizeof(char *));
+	char **env = xcalloc(ARRAY_LEN(keep) + 4, sizeof(char *));
 	size_t n = 0;
 	env[n++] = xstrdup("PATH=/usr/bin:/bin");
 	for (size_t i = 0; i < ARRAY_LEN(keep); i++) {
@@ -112,7 +112,9 @@ static char **master_child_env(const char *listen_fds)
 		if (v)
 			env[n++] = xasprintf("%s=%s", keep[i], v);
 	}
-	if (listen_fds)
+	if (submit) /* the submit service: its one socket is a unix listener */
+		env[n++] = xasprintf("POSTERN_SUBMIT_FD=%d", MASTER_FD_BASE + 2);
+	else if (listen_fds)
 		env[n++] = xasprintf("POSTERN_LISTEN_FDS=%s", listen_fds);
 	return env;
 }
@@ -133,7 +135,7 @@ static int master_child_start_queue(struct master *m)
 	}
 	char *prog = xasprintf("%s/postern-queue", m->cfg->daemon_directory);
 	char *argv[] = { "postern-queue", "-c", m->confdir, NULL };
-	char **env = master_child_env(NULL);
+	char **env = master_child_env(NULL, false);
 	pid_t pid = master_child_exec(m, prog, argv, &sv[1], 1, env);
 	master_strv_free(env);
 	free(prog);
@@ -178,7 +180,8 @@ int master_child_start_smtpd(struct master *m, size_t svc)
 	const struct cfg_service *s = &m->svcs[svc];
 	size_t argc = 0;
 	char **argv = xcalloc(6 + 2 * s->n_overrides + 1, sizeof(char *));
-	argv[argc++] = xstrdup("postern-smtpd");
+	/* the submit service shows as postern-submit in ps (same program) */
+	argv[argc++] = xstrdup(svc == m->submit_svc ? "postern-submit" : "postern-smtpd");
 	argv[argc++] = xstrdup("-c");
 	argv[argc++] = xstrdup(m->confdir);
 	argv[argc++] = xstrdup("-n");
@@ -189,7 +192,7 @@ int master_child_start_smtpd(struct master *m, size_t svc)
 	}
 	char count[16];
 	snprintf(count, sizeof(count), "%zu", nlisten);
-	char **env = master_child_env(count);
+	char **env = master_child_env(count, svc == m->submit_svc && nlisten == 1);
 	char *prog = xasprintf("%s/postern-smtpd", m->cfg->daemon_directory);
 	pid_t pid = master_child_exec(m, prog, argv, fds, n, env);
 	free(prog);

@@ -51,6 +51,7 @@ struct master {
 	struct master_delivery *deliveries; /* running local deliveries */
 	struct master_result *orphans; /* results that found no queue to take them */
 	struct master_ldaw *ldaws;     /* postern-lda workers (master_ldaw.c) */
+	size_t submit_svc;             /* index of the "submit" service in svcs */
 	bool root;                     /* started as root: children drop to mail_owner */
 	uid_t owner_uid;               /* mail_owner (or our own uid) */
 	gid_t owner_gid;
@@ -92,6 +93,12 @@ void master_deliver_free_orphans(struct master *m);
 void master_deliver_reply(struct master *m, uint32_t reqid, int64_t status, const char *text);
 /* While stopping: leave the loop once no child, delivery or worker is left. */
 void master_deliver_maybe_exit(struct master *m);
+
+/* master_submit.c */
+/* Bind $queue_directory/public/submit and append the "submit" smtpd
+ * service (svcs[submit_svc]) with that socket as its only listener.
+ * Returns 0 or -1 with *error_r (owned). */
+int master_submit_listen(struct master *m, const char **error_r);
 
 /* master_ldaw.c: long-lived postern-lda workers per uid/gid */
 /* Hand an IPC_MD_LDA delivery (args as requested, args[0] ignored) to an

@@ -608,6 +608,9 @@ static void milter_chain_on_client(struct milter_client *c, const struct milter_
 			return;
 		}
 	}
+	if (ch->stage == MILTER_STAGE_EOM && ch->step == MILTER_CSTEP_DONE)
+		m->in_message = false; /* its message is over: no ABORT for it (libmilter
+					* takes none after END-OF-MESSAGE) */
 	if (ch->stage == MILTER_STAGE_EOM && ch->step == MILTER_CSTEP_DONE &&
 	    (r->type == MILTER_R_CONTINUE || r->type == MILTER_R_ACCEPT)) {
 		const char *why = NULL;

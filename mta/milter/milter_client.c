@@ -50,7 +50,18 @@ struct milter_client {
 	size_t n_mods;                 /* entries in mods */
 	milter_client_fn *cb;          /* the owner's callback */
 	void *ctx;                     /* its argument */
+	/* connection reuse (QUIT_NC, see "idle connections" below) */
+	bool reusable;                 /* the filter sits after a continued END-OF-MESSAGE */
+	bool pooled;                   /* the connection came idle and has not answered yet */
+	bool retrying;                 /* negotiating anew for the request in retry */
+	bool relink;                   /* the reused connection died idle: connect at the next request */
+	enum milter_stage retry_stage; /* that request's stage */
+	struct buf retry;              /* and its packets */
 };
+
+/* connection reuse (below): a failed reused connection retries */
+static bool milter_client_retry(struct milter_client *c);
+static void milter_client_resend(struct milter_client *c);
 
 void milter_mods_free(struct milter_mod **mods, size_t n)
 {
@@ -93,6 +104,8 @@ static void milter_client_deliver(struct milter_client *c)
 	event_del(c->defer);
 	if (c->state != MILTER_CS_FAILED)
 		c->state = MILTER_CS_IDLE;
+	/* libmilter takes QUIT_NC only here (see "idle connections") */
+	c->reusable = c->stage == MILTER_STAGE_EOM && c->type == MILTER_R_CONTINUE && c->fault == NULL;
 	event_del(c->timer);
 	c->cb(c, &r, c->ctx);
 }
@@ -178,6 +191,8 @@ static void milter_client_arm(struct milter_client *c)
 static void milter_client_on_timeout(evutil_socket_t fd, short what, void *arg)
 {
 	struct milter_client *c = arg;
+	if (milter_client_retry(c))
+		return;
 	if (c->state == MILTER_CS_CONNECT)
 		milter_client_fail(c, "connect timed out");
 	else
@@ -305,6 +320,10 @@ static void milter_client_on_read(struct bufferevent *bev, void *arg)
 		CHECK(evbuffer_remove(in, pkt, total) == (int)total);
 		bool done = milter_client_packet(c, pkt + MILTER_LEN_BYTES, total - MILTER_LEN_BYTES);
 		free(pkt);
+		if (c->pooled) {
+			c->pooled = false; /* it answers: the connection works */
+			buf_reset(&c->retry);
+		}
 		if (c->fault != NULL) {
 			milter_client_failed_now(c); /* the owner may free c: stop here */
 			return;
@@ -314,6 +333,10 @@ static void milter_client_on_read(struct bufferevent *bev, void *arg)
 				/* more bytes behind a final reply: out of step */
 				milter_client_fail(c, "sent data after its reply at %s",
 						   milter_stage_name(c->stage));
+				return;
+			}
+			if (c->retrying) {
+				milter_client_resend(c);
 				return;
 			}
 			milter_client_deliver(c);
@@ -336,6 +359,8 @@ static void milter_client_on_event(struct bufferevent *bev, short what, void *ar
 		c->stage = MILTER_STAGE_OPTNEG;
 		return;
 	}
+	if (milter_client_retry(c))
+		return;
 	if (what & BEV_EVENT_EOF) {
 		if (c->state == MILTER_CS_WAIT)
 			milter_client_fail(c, "closed the connection at %s", milter_stage_name(c->stage));
@@ -351,6 +376,249 @@ static void milter_client_on_event(struct bufferevent *bev, short what, void *ar
 				   evutil_socket_error_to_string(e));
 }
 
+/* ---- idle connections (QUIT_NC) ----
+ *
+ * Postfix opens a milter connection per SMTP session; a session's end with
+ * QUIT_NC ('K', protocol 6) instead of QUIT tells a libmilter filter that a
+ * new session follows on the same socket: it calls its close callback and
+ * waits for the next CONNECT, keeping its negotiated options. That saves a
+ * TCP connection, a filter thread and an option negotiation per session.
+ * libmilter takes 'K' only right after END-OF-MESSAGE was answered with
+ * continue (its state table), so only such a connection is kept, only for
+ * filters that negotiated version 6 and want CONNECT, at most
+ * MILTER_IDLE_MAX per process for MILTER_IDLE_SECS. An idle connection
+ * that speaks or closes is dropped. If a reused connection fails before its
+ * first answer, the request is sent again on a new connection (the filter
+ * never saw it) and that filter is not reused again by this process. */
+#define MILTER_IDLE_MAX 256
+#define MILTER_IDLE_SECS 60
+
+struct milter_idle {
+	struct milter_idle *next;
+	char *key;               /* milter_idle_key() of its endpoint */
+	struct bufferevent *bev; /* the connection, after 'K' */
+	struct milter_neg neg;   /* what it negotiated */
+	struct event *timer;     /* drops it after MILTER_IDLE_SECS */
+};
+
+static struct milter_idle *milter_idle_list;
+static size_t milter_idle_n;
+static char **milter_idle_banned; /* keys whose reuse failed once */
+static size_t milter_idle_n_banned;
+static unsigned long milter_idle_reused;
+
+static char *milter_idle_key(const struct milter_endpoint *ep)
+{
+	return xasprintf("%d;%d;%s", ep->protocol, ep->no_header_reply ? 1 : 0, ep->name);
+}
+
+static bool milter_idle_is_banned(const char *key)
+{
+	for (size_t i = 0; i < milter_idle_n_banned; i++)
+		if (strcmp(milter_idle_banned[i], key) == 0)
+			return true;
+	return false;
+}
+
+static void milter_idle_ban(const struct milter_endpoint *ep)
+{
+	char *key = milter_idle_key(ep);
+	if (milter_idle_is_banned(key) || milter_idle_n_banned >= 64) {
+		free(key);
+		return;
+	}
+	milter_idle_banned = xreallocarray(milter_idle_banned, milter_idle_n_banned + 1,
+					   sizeof(*milter_idle_banned));
+	milter_idle_banned[milter_idle_n_banned++] = key;
+}
+
+/* Unlink e from the list and free it (closing its connection unless it was
+ * taken: e->bev NULL). */
+static void milter_idle_drop(struct milter_idle *e)
+{
+	for (struct milter_idle **pp = &milter_idle_list; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			break;
+		}
+	milter_idle_n--;
+	if (e->bev != NULL)
+		bufferevent_free(e->bev);
+	event_free(e->timer);
+	milter_neg_free(&e->neg);
+	free(e->key);
+	free(e);
+}
+
+static void milter_idle_on_read(struct bufferevent *bev, void *arg)
+{
+	milter_idle_drop(arg); /* a filter has nothing to say between sessions */
+}
+
+static void milter_idle_on_event(struct bufferevent *bev, short what, void *arg)
+{
+	milter_idle_drop(arg);
+}
+
+static void milter_idle_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	milter_idle_drop(arg);
+}
+
+void milter_client_idle_clear(void)
+{
+	while (milter_idle_list != NULL)
+		milter_idle_drop(milter_idle_list);
+	for (size_t i = 0; i < milter_idle_n_banned; i++)
+		free(milter_idle_banned[i]);
+	free(milter_idle_banned);
+	milter_idle_banned = NULL;
+	milter_idle_n_banned = 0;
+}
+
+unsigned long milter_client_idle_reused(void)
+{
+	return milter_idle_reused;
+}
+
+/* End the session with 'K' and keep the connection; false if it cannot be. */
+static bool milter_idle_keep(struct milter_client *c)
+{
+	if (!c->ep.reuse || !c->reusable || c->bev == NULL || c->state != MILTER_CS_IDLE ||
+	    c->pending || c->fault != NULL || c->neg.version < 6 ||
+	    (c->neg.protocol & MILTER_P_NOCONNECT) != 0 || milter_idle_n >= MILTER_IDLE_MAX ||
+	    evbuffer_get_length(bufferevent_get_output(c->bev)) != 0 ||
+	    evbuffer_get_length(bufferevent_get_input(c->bev)) != 0)
+		return false;
+	char *key = milter_idle_key(&c->ep);
+	if (milter_idle_is_banned(key)) {
+		free(key);
+		return false;
+	}
+	static const unsigned char quit_nc[5] = { 0, 0, 0, 1, MILTER_C_QUIT_NC };
+	/* one small packet on an idle socket: it fits the socket buffer */
+	if (send(bufferevent_getfd(c->bev), quit_nc, sizeof(quit_nc), MSG_DONTWAIT | MSG_NOSIGNAL) !=
+	    (ssize_t)sizeof(quit_nc)) {
+		free(key);
+		return false;
+	}
+	struct milter_idle *e = xcalloc(1, sizeof(*e));
+	e->key = key;
+	e->bev = c->bev;
+	e->neg = c->neg;
+	memset(&c->neg, 0, sizeof(c->neg));
+	c->bev = NULL;
+	e->timer = evtimer_new(c->base, milter_idle_on_timer, e);
+	struct timeval tv = { MILTER_IDLE_SECS, 0 };
+	event_add(e->timer, &tv);
+	bufferevent_setcb(e->bev, milter_idle_on_read, NULL, milter_idle_on_event, e);
+	e->next = milter_idle_list;
+	milter_idle_list = e;
+	milter_idle_n++;
+	return true;
+}
+
+/* Take an idle connection to c's filter; false if there is none. */
+static bool milter_idle_take(struct milter_client *c)
+{
+	if (!c->ep.reuse || milter_idle_list == NULL)
+		return false;
+	char *key = milter_idle_key(&c->ep);
+	struct milter_idle *e = milter_idle_list;
+	while (e != NULL && strcmp(e->key, key) != 0)
+		e = e->next;
+	free(key);
+	if (e == NULL)
+		return false;
+	c->bev = e->bev;
+	e->bev = NULL;
+	milter_neg_free(&c->neg);
+	c->neg = e->neg;
+	memset(&e->neg, 0, sizeof(e->neg));
+	milter_idle_drop(e);
+	bufferevent_setcb(c->bev, milter_client_on_read, NULL, milter_client_on_event, c);
+	c->pooled = true;
+	buf_reset(&c->retry);
+	milter_idle_reused++;
+	return true;
+}
+
+/* Start connecting and negotiating (the OPTNEG packet waits in the output
+ * buffer until connected). Returns 0, or -1 with c->fault set. */
+static int milter_client_connect(struct milter_client *c)
+{
+	c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
+	bufferevent_setcb(c->bev, milter_client_on_read, NULL, milter_client_on_event, c);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	c->stage = MILTER_STAGE_OPTNEG;
+	c->state = MILTER_CS_CONNECT;
+	struct buf out;
+	buf_init(&out, 64);
+	CHECK(milter_proto_put_optneg(&out, (uint32_t)c->ep.protocol, c->offered_actions,
+				      c->offered_protocol) == 0);
+	bufferevent_write(c->bev, out.data, out.len);
+	buf_free(&out);
+	milter_client_arm(c);
+	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&c->ep.addr, (int)c->ep.addr_len) < 0) {
+		int e = EVUTIL_SOCKET_ERROR();
+		c->fault = xasprintf("connect failed: %s", evutil_socket_error_to_string(e));
+		milter_client_close(c);
+		c->state = MILTER_CS_FAILED;
+		return -1;
+	}
+	return 0;
+}
+
+/* A reused connection failed before it answered anything: the filter never
+ * saw what we sent on it, so start again on a new connection. False when
+ * this is not such a case (the caller fails the client then). */
+static bool milter_client_retry(struct milter_client *c)
+{
+	if (!c->pooled)
+		return false;
+	c->pooled = false;
+	milter_idle_ban(&c->ep);
+	milter_client_close(c);
+	milter_neg_free(&c->neg);
+	if (!c->pending) {
+		/* between requests: the next one connects (milter_client_event) */
+		c->state = MILTER_CS_IDLE;
+		c->relink = true;
+		return true;
+	}
+	event_del(c->defer);
+	if (c->stage == MILTER_STAGE_OPTNEG) {
+		/* the open itself (its answer was still on its way): open anew */
+		if (milter_client_connect(c) < 0)
+			milter_client_schedule(c);
+		return true;
+	}
+	c->retrying = true;
+	c->retry_stage = c->stage;
+	if (milter_client_connect(c) < 0) {
+		c->retrying = false;
+		c->stage = c->retry_stage;
+		milter_client_schedule(c);
+	}
+	return true;
+}
+
+/* The new connection of a retry is negotiated: send the request again. */
+static void milter_client_resend(struct milter_client *c)
+{
+	c->retrying = false;
+	c->stage = c->retry_stage;
+	c->type = MILTER_R_CONTINUE;
+	bufferevent_write(c->bev, c->retry.data, c->retry.len);
+	buf_reset(&c->retry);
+	if (!milter_client_wants_reply(c, c->stage)) {
+		milter_client_schedule(c);
+		return;
+	}
+	c->state = MILTER_CS_WAIT;
+	milter_client_arm(c);
+}
+
 struct milter_client *milter_client_new(struct event_base *base, const struct milter_endpoint *ep,
 					size_t max_body, milter_client_fn *cb, void *ctx)
 {
@@ -364,6 +632,7 @@ struct milter_client *milter_client_new(struct event_base *base, const struct mi
 	c->timer = evtimer_new(base, milter_client_on_timeout, c);
 	c->defer = evtimer_new(base, milter_client_on_defer, c);
 	buf_init(&c->text, 64 * 1024);
+	buf_init(&c->retry, 256 * 1024);
 	c->state = MILTER_CS_IDLE;
 	return c;
 }
@@ -379,6 +648,7 @@ void milter_client_free(struct milter_client **cp)
 	event_free(c->defer);
 	milter_client_reset_result(c);
 	buf_free(&c->text);
+	buf_free(&c->retry);
 	milter_neg_free(&c->neg);
 	free(c->fault);
 	free(c->ep.name);
@@ -397,26 +667,15 @@ void milter_client_open(struct milter_client *c)
 		milter_client_schedule(c);
 		return;
 	}
-	c->bev = bufferevent_socket_new(c->base, -1, BEV_OPT_CLOSE_ON_FREE);
-	bufferevent_setcb(c->bev, milter_client_on_read, NULL, milter_client_on_event, c);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-	c->stage = MILTER_STAGE_OPTNEG;
-	c->state = MILTER_CS_CONNECT;
-	/* the OPTNEG packet waits in the output buffer until connected */
-	struct buf out;
-	buf_init(&out, 64);
-	CHECK(milter_proto_put_optneg(&out, (uint32_t)c->ep.protocol, c->offered_actions,
-				      c->offered_protocol) == 0);
-	bufferevent_write(c->bev, out.data, out.len);
-	buf_free(&out);
-	milter_client_arm(c);
-	if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&c->ep.addr, (int)c->ep.addr_len) < 0) {
-		int e = EVUTIL_SOCKET_ERROR();
-		c->fault = xasprintf("connect failed: %s", evutil_socket_error_to_string(e));
-		milter_client_close(c);
-		c->state = MILTER_CS_FAILED;
+	if (milter_idle_take(c)) {
+		/* negotiated in an earlier session: ready now */
+		c->stage = MILTER_STAGE_OPTNEG;
+		c->state = MILTER_CS_IDLE;
 		milter_client_schedule(c);
+		return;
 	}
+	if (milter_client_connect(c) < 0)
+		milter_client_schedule(c);
 }
 
 bool milter_client_wants_reply(const struct milter_client *c, enum milter_stage stage)
@@ -433,8 +692,32 @@ void milter_client_event(struct milter_client *c, enum milter_stage stage,
 {
 	CHECK(!c->pending);
 	c->pending = true;
+	c->reusable = false;
 	milter_client_reset_result(c);
 	c->stage = stage;
+	if (c->pooled || c->relink) {
+		/* everything sent on a reused connection is kept until it answers
+		 * (milter_client_retry); earlier requests were ones without reply */
+		if (buf_append(&c->retry, packets->data, packets->len) < 0) {
+			c->pooled = false;
+			if (c->relink) {
+				c->relink = false;
+				c->fault = xstrdup("event too large to send again");
+				c->state = MILTER_CS_FAILED;
+			}
+		}
+	}
+	if (c->relink) {
+		c->relink = false;
+		c->retrying = true;
+		c->retry_stage = stage;
+		if (milter_client_connect(c) < 0) {
+			c->retrying = false;
+			c->stage = stage;
+			milter_client_schedule(c);
+		}
+		return;
+	}
 	if (c->state == MILTER_CS_FAILED) {
 		milter_client_schedule(c);
 		return;
@@ -459,6 +742,7 @@ void milter_client_event(struct milter_client *c, enum milter_stage stage,
 
 void milter_client_send_only(struct milter_client *c, const struct buf *packets)
 {
+	c->reusable = false;
 	if (c->state == MILTER_CS_FAILED || c->bev == NULL)
 		return;
 	bufferevent_write(c->bev, packets->data, packets->len);
@@ -466,6 +750,12 @@ void milter_client_send_only(struct milter_client *c, const struct buf *packets)
 
 void milter_client_quit(struct milter_client *c)
 {
+	if (milter_idle_keep(c)) {
+		event_del(c->timer);
+		c->state = MILTER_CS_FAILED;
+		c->fault = xstrdup("connection kept for the next session");
+		return;
+	}
 	if (c->bev != NULL && c->state != MILTER_CS_FAILED &&
 	    evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
 		static const unsigned char quit[5] = { 0, 0, 0, 1, MILTER_C_QUIT };

@@ -3,9 +3,11 @@
  * event_base. Used by milter_chain.c; smtpd uses the chain, not this.
  *
  * Life: milter_client_new -> milter_client_open (connect + option
- * negotiation, reported through the callback) -> milter_client_event per
- * stage (each reported through the callback exactly once) -> QUIT through
- * milter_client_send_only -> milter_client_free.
+ * negotiation, reported through the callback; or an idle connection kept
+ * from an earlier session, see milter_client.c) -> milter_client_event per
+ * stage (each reported through the callback exactly once) ->
+ * milter_client_quit (QUIT, or QUIT_NC keeping the connection) ->
+ * milter_client_free.
  *
  * Every failure of the milter (refused or timed-out connection, hang past
  * the stage's timeout, connection closed mid-reply, zero-length, oversized
@@ -91,6 +93,13 @@ void milter_client_send_only(struct milter_client *c, const struct buf *packets)
 /* Say QUIT (best effort, never blocks) and close the connection. The client
  * stays usable only for milter_client_free. */
 void milter_client_quit(struct milter_client *c);
+
+/* Close every idle connection kept for reuse (QUIT_NC, milter_client.c)
+ * and forget which filters refused it; call before freeing the event
+ * base. */
+void milter_client_idle_clear(void);
+/* Sessions served so far on a reused connection (statistics, tests). */
+unsigned long milter_client_idle_reused(void);
 
 /* Negotiated options (valid after a successful open). */
 const struct milter_neg *milter_client_neg(const struct milter_client *c);

@@ -180,6 +180,7 @@ static int milter_conf_element(char *text, bool group, const struct milter_defau
 	e->default_action = d->default_action;
 	e->protocol = d->protocol;
 	e->no_header_reply = d->no_header_reply;
+	e->reuse = d->reuse;
 	char *save = NULL, *item;
 	char *ep = NULL;
 	if (!group) {
@@ -218,6 +219,9 @@ static int milter_conf_element(char *text, bool group, const struct milter_defau
 				bad = milter_action_parse(val, &e->default_action);
 			else if (strcmp(name, "protocol") == 0)
 				bad = milter_conf_parse_protocol(val, &e->protocol, &e->no_header_reply);
+			else if (strcmp(name, "reuse") == 0)
+				bad = strcmp(val, "yes") == 0 ? (e->reuse = true, 0)
+				      : strcmp(val, "no") == 0 ? (e->reuse = false, 0) : -1;
 			else {
 				*error_r = xasprintf("unknown milter setting \"%s\"", name);
 				return -1;
@@ -363,6 +367,7 @@ struct milter_conf *milter_conf_from_cfg(const struct cfg *cfg, const char *list
 	}
 	d.protocol = (int)cfg->milter_protocol;
 	d.no_header_reply = false;
+	d.reuse = cfg->milter_connection_reuse;
 	if (d.protocol != 2 && d.protocol != 3 && d.protocol != 4 && d.protocol != 6) {
 		*error_r = xasprintf("bad milter_protocol %lld (use 2, 3, 4 or 6)", cfg->milter_protocol);
 		return NULL;

@@ -6,7 +6,9 @@
  *   unix:/path   local:/path   inet:host:port   inet:[ipv6]:port   inet6:host:port
  * or per-milter groups that override the global parameters:
  *   { inet:127.0.0.1:8891, connect_timeout=10s, command_timeout=10s,
- *     content_timeout=300s, default_action=accept, protocol=6 }
+ *     content_timeout=300s, default_action=accept, protocol=6, reuse=no }
+ * (reuse, yes or no, is a Postern extension: milter_connection_reuse for
+ * this milter).
  * Time values take Postfix's units (s m h d w; a bare number is seconds) and,
  * as a Postern extension for tests, "ms". protocol is 2, 3, 4 or 6,
  * optionally followed by ";no_header_reply" as Postfix's milter_protocol
@@ -50,6 +52,7 @@ struct milter_endpoint {
 	enum milter_action default_action; /* on failure */
 	int protocol;                 /* version offered: 2, 3, 4 or 6 */
 	bool no_header_reply;         /* offer SMFIP_NR_HDR */
+	bool reuse;                   /* keep the connection for the next session (QUIT_NC) */
 };
 
 /* Global defaults for the per-milter fields. */
@@ -60,6 +63,7 @@ struct milter_defaults {
 	enum milter_action default_action; /* milter_default_action */
 	int protocol;                      /* milter_protocol */
 	bool no_header_reply;              /* milter_protocol's no_header_reply word */
+	bool reuse;                        /* milter_connection_reuse */
 };
 
 /* Everything a milter chain needs: the milters and the macro settings. */

@@ -37,6 +37,7 @@
 #define MILTER_C_EOH 'N'
 #define MILTER_C_OPTNEG 'O'
 #define MILTER_C_QUIT 'Q'
+#define MILTER_C_QUIT_NC 'K' /* session over, a new CONNECT follows on this socket */
 #define MILTER_C_RCPT 'R'
 #define MILTER_C_DATA 'T'
 #define MILTER_C_UNKNOWN 'U'

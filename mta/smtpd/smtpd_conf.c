@@ -4,7 +4,7 @@
  * Purpose: load the configuration once per process and derive what the
  * sessions need from it. Owns: the struct cfg, the tables, the nets, the
  * SSL_CTX. Never: exits (errors return), reads network input.
- * Limits: none of its own. Tests: tests/integration/test_smtpd_*.py.
+ * Limits: SMTPD_CONF_MILTER_CHOICES_MAX distinct smtpd_milter_maps values. Tests: tests/integration/test_smtpd_*.py.
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -15,6 +15,8 @@
 #include "lib/addr.h"
 #include "lib/log.h"
 #include "lib/common.h"
+
+#define SMTPD_CONF_MILTER_CHOICES_MAX 256 /* distinct smtpd_milter_maps values kept */
 
 static char *smtpd_conf_error;
 
@@ -96,7 +98,7 @@ static int smtpd_conf_parse_net(const char *s, size_t n, struct smtpd_net *out)
 	return 0;
 }
 
-struct smtpd_net *smtpd_conf_parse_nets(const char *list, size_t *n_r)
+struct smtpd_net *smtpd_conf_parse_nets(const char *param, const char *list, size_t *n_r)
 {
 	struct smtpd_net *nets = NULL;
 	size_t n = 0;
@@ -105,7 +107,7 @@ struct smtpd_net *smtpd_conf_parse_nets(const char *list, size_t *n_r)
 	while (smtpd_conf_next_item(&p, &s, &len)) {
 		struct smtpd_net net;
 		if (smtpd_conf_parse_net(s, len, &net) < 0) {
-			log_warning("mynetworks: ignoring entry \"%.*s\" (not an address or network)",
+			log_warning("%s: ignoring entry \"%.*s\" (not an address or network)", param,
 				    (int)(len > 100 ? 100 : len), s);
 			continue;
 		}
@@ -243,8 +245,9 @@ struct smtpd_conf *smtpd_conf_load(const char *confdir, char **overrides, size_t
 	struct smtpd_conf *c = xcalloc(1, sizeof(*c));
 	c->refs = 1;
 	c->cfg = cfg;
-	c->nets = smtpd_conf_parse_nets(cfg->mynetworks, &c->n_nets);
-	c->bare_lf_exempt = smtpd_conf_parse_nets(cfg->smtpd_forbid_bare_newline_exclusions,
+	c->nets = smtpd_conf_parse_nets("mynetworks", cfg->mynetworks, &c->n_nets);
+	c->bare_lf_exempt = smtpd_conf_parse_nets("smtpd_forbid_bare_newline_exclusions",
+						  cfg->smtpd_forbid_bare_newline_exclusions,
 						  &c->n_bare_lf_exempt);
 	smtpd_conf_domains(c, &c->mydest, "mydestination", cfg->mydestination);
 	smtpd_conf_domains(c, &c->vmbox_domains, "virtual_mailbox_domains", cfg->virtual_mailbox_domains);
@@ -269,6 +272,19 @@ struct smtpd_conf *smtpd_conf_load(const char *confdir, char **overrides, size_t
 			milter_conf_free(&c->milters);
 		}
 	}
+	if (cfg->smtpd_milter_maps[0] != '\0') {
+		/* Postfix 3.2 smtpd_milter_maps; a table that cannot be opened
+		 * makes every session tempfail rather than run unfiltered */
+		const char *terr;
+		c->milter_maps = table_list_open(cfg->smtpd_milter_maps, &terr);
+		if (c->milter_maps == NULL) {
+			c->milter_maps_error = xasprintf("smtpd_milter_maps: %s", terr);
+			log_warning("%s", c->milter_maps_error);
+		}
+	}
+	c->event_exempt = smtpd_conf_parse_nets("smtpd_client_event_limit_exceptions",
+						cfg->smtpd_client_event_limit_exceptions,
+						&c->n_event_exempt);
 	const char *level = cfg->smtpd_tls_security_level;
 	c->tls_required = strcmp(level, "encrypt") == 0 || cfg->smtpd_enforce_tls;
 	bool want_tls = strcmp(level, "none") != 0 &&
@@ -288,6 +304,73 @@ struct smtpd_conf *smtpd_conf_load(const char *confdir, char **overrides, size_t
 		}
 	}
 	return c;
+}
+
+/* The parsed form of one smtpd_milter_maps value (cached: parsing may
+ * resolve host names, which must not happen per session). */
+static const struct smtpd_milter_choice *smtpd_conf_milter_choice(struct smtpd_conf *c,
+								 const char *value)
+{
+	for (size_t i = 0; i < c->n_milter_choices; i++)
+		if (strcmp(c->milter_choices[i].value, value) == 0)
+			return &c->milter_choices[i];
+	/* sessions use the parsed entries while they live, so none is ever
+	 * evicted; a table producing ever new values ($1 of a regexp) is
+	 * stopped at a bound instead of growing the process */
+	if (c->n_milter_choices >= SMTPD_CONF_MILTER_CHOICES_MAX)
+		return NULL;
+	struct smtpd_milter_choice ch = { xstrdup(value), NULL, NULL };
+	if (strcasecmp(value, "DISABLE") != 0) {
+		char *merr = NULL;
+		ch.milters = milter_conf_from_cfg(c->cfg, value, c->cfg->milter_macro_defaults, &merr);
+		if (ch.milters == NULL) {
+			ch.error = xasprintf("smtpd_milter_maps: %s", merr ? merr : "bad value");
+			free(merr);
+		} else if (ch.milters->n == 0) {
+			milter_conf_free(&ch.milters);
+		}
+	}
+	c->milter_choices = xreallocarray(c->milter_choices, c->n_milter_choices + 1,
+					  sizeof(*c->milter_choices));
+	c->milter_choices[c->n_milter_choices] = ch;
+	return &c->milter_choices[c->n_milter_choices++];
+}
+
+enum smtpd_milter_pick smtpd_conf_milters_for(struct smtpd_conf *c, const char *addr,
+					      const struct milter_conf **milters_r,
+					      const char **error_r)
+{
+	*milters_r = NULL;
+	if (c->milter_maps_error != NULL) {
+		*error_r = c->milter_maps_error;
+		return SMTPD_MP_TEMP;
+	}
+	if (c->milter_maps != NULL) {
+		char *val = NULL;
+		int r = table_list_lookup(c->milter_maps, addr, &val, error_r);
+		if (r < 0)
+			return SMTPD_MP_TEMP;
+		if (r > 0) {
+			const struct smtpd_milter_choice *ch = smtpd_conf_milter_choice(c, val);
+			free(val);
+			if (ch == NULL) {
+				*error_r = "smtpd_milter_maps: more distinct values than smtpd keeps";
+				return SMTPD_MP_TEMP;
+			}
+			if (ch->error != NULL) {
+				*error_r = ch->error;
+				return SMTPD_MP_BAD;
+			}
+			*milters_r = ch->milters;
+			return SMTPD_MP_USE;
+		}
+	}
+	if (c->milter_error != NULL) {
+		*error_r = c->milter_error;
+		return SMTPD_MP_BAD;
+	}
+	*milters_r = c->milters;
+	return SMTPD_MP_USE;
 }
 
 void smtpd_conf_ref(struct smtpd_conf *c)
@@ -327,5 +410,14 @@ void smtpd_conf_unref(struct smtpd_conf **cp)
 	free(c->tls_warning);
 	milter_conf_free(&c->milters);
 	free(c->milter_error);
+	table_list_free(&c->milter_maps);
+	free(c->milter_maps_error);
+	for (size_t i = 0; i < c->n_milter_choices; i++) {
+		free(c->milter_choices[i].value);
+		milter_conf_free(&c->milter_choices[i].milters);
+		free(c->milter_choices[i].error);
+	}
+	free(c->milter_choices);
+	free(c->event_exempt);
 	free(c);
 }

@@ -32,6 +32,13 @@ struct smtpd_domains {
 	struct table_list *tables; /* table entries of the list, or NULL */
 };
 
+/* One smtpd_milters replacement seen in smtpd_milter_maps, parsed once. */
+struct smtpd_milter_choice {
+	char *value;                 /* the lookup result as written */
+	struct milter_conf *milters; /* parsed; NULL for DISABLE or a bad value */
+	char *error;                 /* why the value is unusable, or NULL */
+};
+
 struct smtpd_conf {
 	int refs;                      /* sessions + the server */
 	struct cfg *cfg;               /* owned; overrides applied */
@@ -60,6 +67,20 @@ struct smtpd_conf {
 	                                * (sessions are then refused 421 4.3.5) */
 	char *tls_warning;             /* why STARTTLS is off although configured, or NULL
 	                                * (logged by the caller once logging is set up) */
+	struct table_list *milter_maps; /* smtpd_milter_maps, NULL when empty or broken */
+	char *milter_maps_error;       /* why smtpd_milter_maps cannot be opened, or NULL
+	                                * (every lookup then fails) */
+	struct smtpd_milter_choice *milter_choices; /* values seen so far (a cache) */
+	size_t n_milter_choices;       /* entries */
+	struct smtpd_net *event_exempt; /* smtpd_client_event_limit_exceptions */
+	size_t n_event_exempt;         /* entries */
+};
+
+/* What smtpd_conf_milters_for found. */
+enum smtpd_milter_pick {
+	SMTPD_MP_USE,   /* *milters_r is the chain's configuration (NULL: none) */
+	SMTPD_MP_TEMP,  /* smtpd_milter_maps lookup failed: the session tempfails */
+	SMTPD_MP_BAD,   /* the configuration for this client is unusable */
 };
 
 /*
@@ -74,6 +95,18 @@ void smtpd_conf_ref(struct smtpd_conf *c);
 /* Drop one reference; frees at zero; *c becomes NULL. */
 void smtpd_conf_unref(struct smtpd_conf **c);
 
+/*
+ * The milters of a session from client address addr (text): the value of
+ * smtpd_milter_maps for addr (Postfix 3.2: a milter list in smtpd_milters
+ * syntax, or DISABLE for none), else smtpd_milters. *milters_r is owned by
+ * c (valid while the caller holds a reference). SMTPD_MP_TEMP and
+ * SMTPD_MP_BAD set *error_r (owned by c or the table module, valid until
+ * the next call). Reads local tables only; parsed values are cached.
+ */
+enum smtpd_milter_pick smtpd_conf_milters_for(struct smtpd_conf *c, const char *addr,
+					      const struct milter_conf **milters_r,
+					      const char **error_r);
+
 /* Is the address in the list of networks? */
 bool smtpd_conf_net_match(const struct smtpd_net *nets, size_t n, const struct sockaddr *sa);
 
@@ -82,7 +115,7 @@ bool smtpd_conf_net_match(const struct smtpd_net *nets, size_t n, const struct s
  * owned array (*n_r entries). Entries that are not networks are warned about
  * and skipped. Returns the array (maybe NULL when empty).
  */
-struct smtpd_net *smtpd_conf_parse_nets(const char *list, size_t *n_r);
+struct smtpd_net *smtpd_conf_parse_nets(const char *param, const char *list, size_t *n_r);
 
 /*
  * Is domain in the list? 1 yes, 0 no, -1 table error (*error_r).

@@ -6,8 +6,9 @@
  * anything but CR LF . CR LF where the first CR LF was a real one
  * (SMTP smuggling, CVE-2023-51764: LF.LF, LF.CRLF, CRLF.LF, CR.CR never end
  * a message); lets output pass max_size.
- * Limits: message_size_limit (max_size); Message-ID kept up to
- * SMTPD_DATA_MSGID_MAX bytes.
+ * Limits: message_size_limit (max_size); header_size_limit per logical
+ * header (header_limit: the excess is discarded, Postfix's meaning);
+ * Message-ID kept up to SMTPD_DATA_MSGID_MAX bytes.
  * Tests: tests/unit/smtpd/smtpd_data_test.c, tests/fuzz/smtpd_data_fuzz.c.
  */
 #include <strings.h>
@@ -35,6 +36,11 @@ void smtpd_data_init(struct smtpd_data *d, enum smtpd_bare_lf mode, bool bdat, u
 	d->in_header = true;
 }
 
+void smtpd_data_header_limit(struct smtpd_data *d, uint64_t limit)
+{
+	d->header_limit = limit;
+}
+
 static void smtpd_data_out(struct smtpd_data *d, struct buf *out, const char *p, size_t n)
 {
 	d->size += n;
@@ -45,6 +51,21 @@ static void smtpd_data_out(struct smtpd_data *d, struct buf *out, const char *p,
 	CHECK(buf_append(out, p, n) == 0);
 }
 
+/* Does the current line start like a header field ("Name:" or the
+ * obsolete "Name :")? Only the kept first bytes (hline) are looked at. */
+static bool smtpd_data_hline_is_field(const struct smtpd_data *d)
+{
+	size_t i = 0;
+	while (i < d->hline_len && (unsigned char)d->hline[i] > ' ' && d->hline[i] != 0x7f &&
+	       d->hline[i] != ':')
+		i++;
+	if (i == 0)
+		return false;
+	while (i < d->hline_len && (d->hline[i] == ' ' || d->hline[i] == '\t'))
+		i++;
+	return i < d->hline_len && d->hline[i] == ':';
+}
+
 /* Bytes inside a line (no line end). */
 static void smtpd_data_bytes(struct smtpd_data *d, struct buf *out, const char *p, size_t n)
 {
@@ -53,11 +74,44 @@ static void smtpd_data_bytes(struct smtpd_data *d, struct buf *out, const char *
 	if (!d->saw_nul && memchr(p, '\0', n) != NULL)
 		d->saw_nul = true;
 	if (d->in_header) {
-		d->header_bytes += n;
+		bool bol = d->hline_len == 0; /* the first bytes of a line */
 		size_t room = sizeof(d->hline) - d->hline_len;
 		size_t k = n < room ? n : room;
 		memcpy(d->hline + d->hline_len, p, k);
 		d->hline_len += k;
+		if (d->header_limit != 0) {
+			if (bol && (p[0] == ' ' || p[0] == '\t')) {
+				/* a continuation: kept while its fold and first
+				 * byte fit, so a kept line is never empty (an
+				 * empty line would end the header block) */
+				if (d->hdr_cut || d->hdr_len + 1 >= d->header_limit) {
+					d->hdr_cut = d->line_drop = true;
+				} else {
+					d->hdr_len++;
+				}
+			} else if (bol) {
+				d->hdr_len = 0; /* a new header, or the body's first line */
+				d->hdr_cut = false;
+			}
+			if (d->line_drop) {
+				d->header_truncated = true;
+				return;
+			}
+			uint64_t left = d->hdr_len < d->header_limit ? d->header_limit - d->hdr_len : 0;
+			bool cont = d->hline[0] == ' ' || d->hline[0] == '\t';
+			if (n > left && (cont || smtpd_data_hline_is_field(d))) {
+				/* Postfix: "If a header is larger, the excess is
+				 * discarded"; the line still ends here. A first
+				 * line that is no header field is the body's, and
+				 * is not cut (Postfix's is_header) */
+				n = (size_t)left;
+				d->hdr_cut = d->header_truncated = true;
+			}
+			d->hdr_len += n;
+			if (n == 0)
+				return;
+		}
+		d->header_bytes += n;
 	}
 	smtpd_data_out(d, out, p, n);
 }
@@ -117,12 +171,17 @@ static void smtpd_data_header_line(struct smtpd_data *d)
 /* End of a content line: store CRLF. */
 static void smtpd_data_eol(struct smtpd_data *d, struct buf *out, bool real_crlf)
 {
+	bool drop = false;
 	if (d->in_header) {
-		d->header_bytes += 2;
+		drop = d->line_drop;
+		d->line_drop = false;
+		if (!drop)
+			d->header_bytes += 2;
 		smtpd_data_header_line(d);
 		d->hline_len = 0;
 	}
-	smtpd_data_out(d, out, "\r\n", 2);
+	if (!drop)
+		smtpd_data_out(d, out, "\r\n", 2);
 	d->bol_after_crlf = real_crlf;
 	d->state = SMTPD_DS_BOL;
 }

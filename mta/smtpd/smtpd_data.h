@@ -6,7 +6,8 @@
  * handled per smtpd_forbid_bare_newline) into a caller buffer, finds the
  * end of DATA (only CR LF . CR LF, RFC 5321 §4.1.1.4; never a bare-LF
  * variant: CVE-2023-51764), enforces the size limit, and watches the header
- * block for Message-ID and Received: hop counting.
+ * block for Message-ID and Received: hop counting, and cuts header fields
+ * longer than header_size_limit (smtpd_data_header_limit).
  *
  * Pure: no I/O, no logging. Tests: tests/unit/smtpd/smtpd_data_test.c,
  * tests/fuzz/smtpd_data_fuzz.c.
@@ -61,6 +62,14 @@ struct smtpd_data {
 	char msgid[SMTPD_DATA_MSGID_MAX + 1]; /* first Message-ID value, trimmed */
 	size_t msgid_len;            /* bytes in msgid */
 	bool msgid_done;             /* a Message-ID field was complete */
+	/* header_size_limit: a logical header (a line and its folded
+	 * continuation lines) is kept up to header_limit bytes, the folds
+	 * counting one byte each as in Postfix; the excess is dropped */
+	uint64_t header_limit;       /* 0: no limit */
+	uint64_t hdr_len;            /* bytes of the current logical header kept */
+	bool hdr_cut;                /* the current header reached the limit */
+	bool line_drop;              /* the current line is dropped whole */
+	bool header_truncated;       /* some header of this message was cut */
 };
 
 enum smtpd_data_result {
@@ -70,6 +79,10 @@ enum smtpd_data_result {
 
 /* Start a message. max_size 0 means no limit. */
 void smtpd_data_init(struct smtpd_data *d, enum smtpd_bare_lf mode, bool bdat, uint64_t max_size);
+
+/* Cut header fields at limit bytes (header_size_limit; 0: none). Call
+ * after smtpd_data_init, before the first feed. */
+void smtpd_data_header_limit(struct smtpd_data *d, uint64_t limit);
 
 /*
  * Consume input p[0..n). Content is appended to out (which must have room:

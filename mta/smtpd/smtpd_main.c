@@ -26,7 +26,9 @@
 #include "mta/smtpd/smtpd_dns.h"
 #include "mta/smtpd/smtpd_queue.h"
 #include "mta/smtpd/smtpd_session.h"
+#include "mta/smtpd/smtpd_submit.h"
 #include "lib/log.h"
+#include "mta/milter/milter_client.h"
 #include "lib/common.h"
 
 #define SMTPD_FD_MASTER 3
@@ -158,7 +160,11 @@ int main(int argc, char **argv)
 	}
 	if (confdir == NULL || optind != argc)
 		smtpd_main_usage();
-	log_set_process("smtpd");
+	/* the "submit" service (local submission, smtpd_submit.c) has one
+	 * unix listener and logs as postern/submit */
+	const char *submit_fd = getenv("POSTERN_SUBMIT_FD");
+	const char *process = submit_fd != NULL ? "submit" : "smtpd";
+	log_set_process(process);
 	signal(SIGPIPE, SIG_IGN);
 	/* one descriptor per session: take all the kernel allows us */
 	struct rlimit rl;
@@ -172,7 +178,7 @@ int main(int argc, char **argv)
 	srv->conf = smtpd_conf_load(confdir, overrides, n_over, &err);
 	if (srv->conf == NULL)
 		log_fatal("%s", err);
-	if (log_open("smtpd", srv->conf->cfg->maillog_file, &err) < 0)
+	if (log_open(process, srv->conf->cfg->maillog_file, &err) < 0)
 		log_warning("%s", err);
 	if (srv->conf->tls_warning)
 		log_warning("%s", srv->conf->tls_warning);
@@ -192,10 +198,17 @@ int main(int argc, char **argv)
 	if (!smtpd_main_fd_ok(SMTPD_FD_QUEUE))
 		log_fatal("no queue channel on fd %d (postern-smtpd is started by master)",
 			  SMTPD_FD_QUEUE);
-	smtpd_queue_init(srv, SMTPD_FD_QUEUE);
 	if (smtpd_main_fd_ok(SMTPD_FD_MASTER))
 		srv->master = ipc_chan_new(srv->base, SMTPD_FD_MASTER, "master", smtpd_main_master_msg,
 					   smtpd_main_master_close, srv);
+	if (submit_fd != NULL) {
+		int fd = (int)strtol(submit_fd, NULL, 10);
+		if (fd < SMTPD_FD_LISTEN || !smtpd_main_fd_ok(fd))
+			log_fatal("POSTERN_SUBMIT_FD=%s: no such descriptor", submit_fd);
+		smtpd_submit_init(srv, SMTPD_FD_QUEUE, fd);
+		goto run;
+	}
+	smtpd_queue_init(srv, SMTPD_FD_QUEUE, NULL);
 
 	const char *nfds = getenv("POSTERN_LISTEN_FDS");
 	size_t n = nfds ? strtoul(nfds, NULL, 10) : 0;
@@ -222,6 +235,7 @@ int main(int argc, char **argv)
 		evconnlistener_set_error_cb(srv->listeners[i], smtpd_main_on_accept_error);
 	}
 
+run:;
 	struct event *sigterm = evsignal_new(srv->base, SIGTERM, smtpd_main_on_sigterm, srv);
 	struct event *sigint = evsignal_new(srv->base, SIGINT, smtpd_main_on_sigterm, srv);
 	struct event *sighup = evsignal_new(srv->base, SIGHUP, smtpd_main_on_sigterm, srv);
@@ -231,7 +245,7 @@ int main(int argc, char **argv)
 	evsignal_add(sighup, NULL);
 
 	if (srv->debug)
-		log_info("service %s: %zu listener(s), ready", service, n);
+		log_info("service %s: %zu listener(s), ready", service, srv->n_listeners);
 	event_base_dispatch(srv->base);
 
 	for (size_t i = 0; i < srv->n_listeners; i++)
@@ -248,6 +262,7 @@ int main(int argc, char **argv)
 	free(srv->sessions);
 	free(srv->ipcount);
 	smtpd_conf_unref(&srv->conf);
+	milter_client_idle_clear(); /* milter connections kept for reuse */
 	event_base_free(srv->base);
 	free(overrides);
 	return 0;

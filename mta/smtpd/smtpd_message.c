@@ -10,7 +10,8 @@
  * keeps a session pointer across an IPC round trip (reqid = session id,
  * looked up on reply); passes a malformed queue reply text to the client.
  * Limits: message_size_limit (552 5.3.4 after reading to the end),
- * hopcount_limit (554 5.4.6), smtpd_data_min_rate, bare LF and NUL rules.
+ * hopcount_limit (554 5.4.6), header_size_limit (the excess of a longer
+ * header is discarded), smtpd_data_min_rate, bare LF and NUL rules.
  * Tests: tests/integration/test_smtpd_queue.py, test_smtpd_hostile.py,
  * test_smtpd_e2e.py.
  */
@@ -28,6 +29,7 @@
 
 #define SMTPD_CONTENT_FLUSH (64 * 1024)  /* write content in blocks this big */
 #define SMTPD_FEED_SLICE (64 * 1024)     /* input fed to the machine per call */
+#define SMTPD_MILTER_HEADER_MAX 60000   /* header_size_limit with milters */
 #define SMTPD_RATE_GRACE 10              /* seconds before the data rate counts
                                           * (or smtpd_timeout when shorter) */
 
@@ -193,6 +195,12 @@ static void smtpd_message_begin(struct smtpd_session *s)
 	s->header_len = s->content.len;
 	enum smtpd_bare_lf mode = s->bare_lf_exempt ? SMTPD_BARE_LF_NORMALIZE : s->conf->bare_lf;
 	smtpd_data_init(&s->data, mode, s->bdat_used, max);
+	/* header_size_limit; with milters at most 60000, as Postfix's cleanup
+	 * does, so that one header fits a milter packet (libmilter's 64 KiB) */
+	uint64_t hlimit = (uint64_t)s->conf->cfg->header_size_limit;
+	if (smtpd_milter_active(s) && (hlimit == 0 || hlimit > SMTPD_MILTER_HEADER_MAX))
+		hlimit = SMTPD_MILTER_HEADER_MAX;
+	smtpd_data_header_limit(&s->data, hlimit);
 	log_info("%s: client=%s", s->qid, s->namaddr);
 }
 

@@ -37,10 +37,60 @@ bool smtpd_milter_active(const struct smtpd_session *s)
 
 /* ---- macros ----------------------------------------------------------------- */
 
+/*
+ * {mail_mailer}/{mail_host} and {rcpt_mailer}/{rcpt_host}: the transport and
+ * next hop Postfix's trivial-rewrite would resolve the address to, with
+ * Postfix's default transports (local_transport = local:$myhostname,
+ * virtual_transport = virtual, relay_transport = relay, default_transport
+ * = smtp; relayhost as the next hop of the last two when set). The null
+ * sender and an address without a domain resolve locally. A domain in
+ * virtual_alias_domains resolves to the error transport, as in Postfix
+ * (aliasing happens after smtpd). Returns false on a table error (the
+ * macros are then not sent).
+ */
+static bool smtpd_milter_route(struct smtpd_session *s, const char *addr, const char **mailer_r,
+			       char *host, size_t n)
+{
+	const struct smtpd_conf *c = s->conf;
+	const struct cfg *cfg = c->cfg;
+	const char *at = addr != NULL ? strrchr(addr, '@') : NULL;
+	const char *err;
+	if (at == NULL || at[1] == '\0') {
+		*mailer_r = "local";
+		snprintf(host, n, "%s", cfg->myhostname);
+		return true;
+	}
+	struct str domain = str_of(at + 1);
+	int r = smtpd_conf_domain_match(&c->mydest, domain, false, &err);
+	if (r == 1) {
+		*mailer_r = "local";
+		snprintf(host, n, "%s", cfg->myhostname);
+		return true;
+	}
+	if (r == 0 && (r = smtpd_conf_domain_match(&c->valias_domains, domain, false, &err)) == 1) {
+		*mailer_r = "error";
+		snprintf(host, n, "5.1.1 User unknown in virtual alias table");
+		return true;
+	}
+	if (r == 0 && (r = smtpd_conf_domain_match(&c->vmbox_domains, domain, false, &err)) == 1) {
+		*mailer_r = "virtual";
+		snprintf(host, n, "%s", at + 1);
+		return true;
+	}
+	if (r == 0 && (r = smtpd_conf_domain_match(&c->relay, domain, true, &err)) == 1)
+		*mailer_r = "relay";
+	else if (r == 0)
+		*mailer_r = "smtp";
+	else
+		return false;
+	snprintf(host, n, "%s", cfg->relayhost[0] != '\0' ? cfg->relayhost : at + 1);
+	return true;
+}
+
 static const char *smtpd_milter_macro(const char *name, void *ctx)
 {
 	struct smtpd_session *s = ctx;
-	static char tmp[400];
+	static char tmp[600];
 	const struct cfg *cfg = s->conf->cfg;
 	if (strcmp(name, "i") == 0)
 		return s->qid[0] ? s->qid : NULL;
@@ -57,6 +107,18 @@ static const char *smtpd_milter_macro(const char *name, void *ctx)
 	if (strcmp(name, "client_port") == 0) {
 		snprintf(tmp, sizeof(tmp), "%u", s->port);
 		return tmp;
+	}
+	if (strcmp(name, "client_connections") == 0) {
+		/* sessions from this address in this smtpd process, this one
+		 * included (Postfix asks anvil, for the whole host) */
+		snprintf(tmp, sizeof(tmp), "%u", s->conn_count);
+		return tmp;
+	}
+	if (strcmp(name, "client_resolve") == 0) {
+		/* smtpd_dns gives a forward-confirmed name or "unknown"; it
+		 * does not tell a failed lookup from a forged or a temporarily
+		 * failing one, so Postfix's FORGED and TEMP never appear */
+		return strcmp(s->name, "unknown") != 0 ? "OK" : "FAIL";
 	}
 	if (strcmp(name, "daemon_addr") == 0)
 		return s->daemon_addr[0] ? s->daemon_addr : NULL;
@@ -78,12 +140,22 @@ static const char *smtpd_milter_macro(const char *name, void *ctx)
 		snprintf(tmp, sizeof(tmp), "%d", SSL_get_cipher_bits(ssl, NULL));
 		return tmp;
 	}
+	/* {auth_type} {auth_authen} {auth_author}: no SMTP AUTH yet, so
+	 * never a value (Postfix too sends them only after AUTH);
+	 * {cert_subject} {cert_issuer}: no client certificate is verified */
 	if (strcmp(name, "mail_addr") == 0)
 		return s->sender;
+	bool mail = strcmp(name, "mail_host") == 0 || strcmp(name, "mail_mailer") == 0;
+	bool rcpt = strcmp(name, "rcpt_host") == 0 || strcmp(name, "rcpt_mailer") == 0;
+	if (mail || rcpt) {
+		const char *a = mail ? s->sender : s->mrcpt.addr;
+		const char *mailer;
+		if (a == NULL || !smtpd_milter_route(s, a, &mailer, tmp, sizeof(tmp)))
+			return NULL;
+		return strstr(name, "mailer") != NULL ? mailer : tmp;
+	}
 	if (strcmp(name, "rcpt_addr") == 0)
 		return s->mrcpt.addr;
-	if (strcmp(name, "rcpt_mailer") == 0)
-		return s->mrcpt.addr ? "smtp" : NULL;
 	return NULL;
 }
 
@@ -171,6 +243,17 @@ static bool smtpd_milter_addr_ok(const char *a)
 		if (*p <= 0x20 || *p == 0x7f || *p == '<' || *p == '>')
 			return false;
 	return strlen(a) < 512;
+}
+
+char *smtpd_milter_addr(const char *given, bool sender, void *ctx)
+{
+	(void)ctx;
+	char *a = smtpd_milter_bare(given);
+	if ((a[0] == '\0' && !sender) || !smtpd_milter_addr_ok(a)) {
+		free(a);
+		return NULL;
+	}
+	return a;
 }
 
 /* ---- the verdicts -------------------------------------------------------------- */
@@ -326,14 +409,26 @@ static void smtpd_milter_on_verdict(struct milter_chain *ch, const struct milter
 bool smtpd_milter_connect(struct smtpd_session *s)
 {
 	const struct smtpd_conf *c = s->conf;
-	if (c->milter_error != NULL) {
-		log_warning("%s: reject connection from %s", c->milter_error, s->namaddr);
+	const struct milter_conf *mc = NULL;
+	const char *err = NULL;
+	switch (smtpd_conf_milters_for(s->conf, s->addr, &mc, &err)) {
+	case SMTPD_MP_TEMP:
+		/* Postfix: a smtpd_milter_maps lookup error is not "no
+		 * milters" (mail would pass unfiltered); the client is
+		 * greeted and every command but QUIT gets 451 4.3.0 */
+		log_warning("smtpd_milter_maps lookup error for %s: %s", s->addr, err);
+		s->milter_map_fail = true;
+		return false;
+	case SMTPD_MP_BAD:
+		log_warning("%s: reject connection from %s", err, s->namaddr);
 		smtpd_reply(s, "421 4.3.5 %s Server configuration problem - try again later",
 			    c->cfg->myhostname);
 		smtpd_session_close(s);
 		return true;
+	case SMTPD_MP_USE:
+		break;
 	}
-	if (c->milters == NULL)
+	if (mc == NULL)
 		return false;
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
@@ -350,7 +445,7 @@ bool smtpd_milter_connect(struct smtpd_session *s)
 		}
 	}
 	size_t max = c->cfg->message_size_limit > 0 ? (size_t)c->cfg->message_size_limit + 64 * 1024 : 0;
-	s->milters = milter_chain_new(s->srv->base, c->milters, max, smtpd_milter_macro,
+	s->milters = milter_chain_new(s->srv->base, mc, max, smtpd_milter_macro,
 				      smtpd_milter_on_verdict, s);
 	char host[300];
 	if (strcmp(s->name, "unknown") == 0)
@@ -363,13 +458,14 @@ bool smtpd_milter_connect(struct smtpd_session *s)
 	return true;
 }
 
-void smtpd_milter_helo(struct smtpd_session *s, const char *name, bool ehlo)
+void smtpd_milter_helo(struct smtpd_session *s, const char *name, const char *milter_name,
+		       bool ehlo)
 {
 	free(s->helo);
 	s->helo = xstrdup(name); /* for the log line; set for good by the verdict */
 	s->milter_ehlo = ehlo;
 	smtpd_milter_wait(s, SMTPD_MW_HELO);
-	milter_chain_helo(s->milters, name);
+	milter_chain_helo(s->milters, milter_name);
 }
 
 void smtpd_milter_mail(struct smtpd_session *s, const struct smtpd_cmd *cmd)
@@ -500,17 +596,16 @@ static long long smtpd_milter_rewrite(struct smtpd_session *s, const struct milt
 
 /* A recipient a milter added, with its ESMTP arguments (NOTIFY, ORCPT
  * used; anything else is logged and ignored as Postfix does). */
-static void smtpd_milter_add_rcpt(struct smtpd_session *s, const struct milter_rcpt *mr,
-				  struct smtpd_rcpt *out, size_t *n)
+static void smtpd_milter_add_rcpt(const char *qid, const struct milter_rcpt *mr,
+				  smtpd_milter_addr_fn *fn, void *ctx, struct smtpd_rcpt *out, size_t *n)
 {
-	char *addr = smtpd_milter_bare(mr->addr);
-	if (addr[0] == '\0' || !smtpd_milter_addr_ok(addr)) {
+	char *addr = fn(mr->addr, false, ctx);
+	if (addr == NULL) {
 		struct buf b;
 		buf_init(&b, 2048);
 		buf_escape(&b, mr->addr, strlen(mr->addr), 300);
-		log_warning("%s: milter added an unusable recipient %s; ignored", s->qid, buf_cstr(&b));
+		log_warning("%s: milter added an unusable recipient %s; ignored", qid, buf_cstr(&b));
 		buf_free(&b);
-		free(addr);
 		return;
 	}
 	struct smtpd_rcpt_params rp = { 0 };
@@ -523,7 +618,7 @@ static void smtpd_milter_add_rcpt(struct smtpd_session *s, const struct milter_r
 			struct buf b;
 			buf_init(&b, 2048);
 			buf_escape(&b, mr->args, strlen(mr->args), 300);
-			log_warning("%s: ignoring ESMTP arguments \"%s\" of milter-added recipient", s->qid,
+			log_warning("%s: ignoring ESMTP arguments \"%s\" of milter-added recipient", qid,
 				    buf_cstr(&b));
 			buf_free(&b);
 			memset(&rp, 0, sizeof(rp));
@@ -534,48 +629,48 @@ static void smtpd_milter_add_rcpt(struct smtpd_session *s, const struct milter_r
 	(*n)++;
 }
 
-/* The chain's envelope replaces ours: deleted recipients go, added ones
- * come; a changed sender replaces ours. Returns the number of recipients. */
-static size_t smtpd_milter_envelope(struct smtpd_session *s, const struct milter_verdict *v)
+size_t smtpd_milter_apply_envelope(const char *qid, const struct milter_verdict *v, char **sender,
+				   struct smtpd_rcpt **rcpts, size_t *n_rcpts, size_t *cap_rcpts,
+				   smtpd_milter_addr_fn *fn, void *ctx)
 {
 	bool chgfrom = false;
 	for (size_t i = 0; i < v->n_mods; i++)
 		if (v->mods[i].type == MILTER_R_CHGFROM)
 			chgfrom = true;
 	if (chgfrom && v->sender != NULL) {
-		char *a = smtpd_milter_bare(v->sender);
-		if (smtpd_milter_addr_ok(a)) {
-			free(s->sender);
-			s->sender = a;
+		char *a = fn(v->sender, true, ctx);
+		if (a != NULL) {
+			free(*sender);
+			*sender = a;
 			if (v->sender_args != NULL && v->sender_args[0] != '\0') {
 				struct buf b;
 				buf_init(&b, 2048);
 				buf_escape(&b, v->sender_args, strlen(v->sender_args), 300);
-				log_warning("%s: milter change sender: ignoring ESMTP arguments \"%s\"", s->qid,
+				log_warning("%s: milter change sender: ignoring ESMTP arguments \"%s\"", qid,
 					    buf_cstr(&b));
 				buf_free(&b);
 			}
 		} else {
-			log_warning("%s: milter gave an unusable sender; kept the original", s->qid);
-			free(a);
+			log_warning("%s: milter gave an unusable sender; kept the original", qid);
 		}
 	}
 	size_t n_orig = 0;
 	for (size_t i = 0; i < v->n_rcpts; i++)
 		if (!v->rcpts[i].added)
 			n_orig++;
-	if (n_orig != s->n_rcpts) {
-		/* cannot happen: every accepted RCPT went through the chain */
-		log_warning("%s: milter envelope has %zu recipients, smtpd %zu; edits ignored", s->qid,
-			    n_orig, s->n_rcpts);
-		return s->n_rcpts;
+	if (n_orig != *n_rcpts) {
+		/* cannot happen: every accepted recipient went through the chain */
+		log_warning("%s: milter envelope has %zu recipients, we have %zu; edits ignored", qid,
+			    n_orig, *n_rcpts);
+		return *n_rcpts;
 	}
+	struct smtpd_rcpt *old = *rcpts;
 	struct smtpd_rcpt *nr = xcalloc(v->n_rcpts + 1, sizeof(*nr));
 	size_t n = 0, k = 0;
 	for (size_t i = 0; i < v->n_rcpts; i++) {
 		const struct milter_rcpt *mr = &v->rcpts[i];
 		if (!mr->added) {
-			struct smtpd_rcpt *o = &s->rcpts[k++];
+			struct smtpd_rcpt *o = &old[k++];
 			if (mr->deleted) {
 				free(o->addr);
 				free(o->orcpt);
@@ -583,13 +678,13 @@ static size_t smtpd_milter_envelope(struct smtpd_session *s, const struct milter
 				nr[n++] = *o;
 			}
 		} else if (!mr->deleted) {
-			smtpd_milter_add_rcpt(s, mr, nr, &n);
+			smtpd_milter_add_rcpt(qid, mr, fn, ctx, nr, &n);
 		}
 	}
-	free(s->rcpts);
-	s->rcpts = nr;
-	s->n_rcpts = n;
-	s->cap_rcpts = v->n_rcpts + 1;
+	free(old);
+	*rcpts = nr;
+	*n_rcpts = n;
+	*cap_rcpts = v->n_rcpts + 1;
 	return n;
 }
 
@@ -630,7 +725,8 @@ static void smtpd_milter_eom_done(struct smtpd_session *s, const struct milter_v
 		}
 		total = (uint64_t)n;
 	}
-	if (smtpd_milter_envelope(s, v) == 0) {
+	if (smtpd_milter_apply_envelope(s->qid, v, &s->sender, &s->rcpts, &s->n_rcpts, &s->cap_rcpts,
+					smtpd_milter_addr, NULL) == 0) {
 		log_info("%s: milter-discard: END-OF-MESSAGE from %s: milter deleted every recipient",
 			 s->qid, s->namaddr);
 		smtpd_milter_discard(s);

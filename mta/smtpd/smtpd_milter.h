@@ -21,15 +21,37 @@
 /* Does this session filter mail (smtpd_milters not empty)? */
 bool smtpd_milter_active(const struct smtpd_session *s);
 
-/* New session, client named: create the chain and send CONNECT. Returns
- * true when the greeting waits for the verdict (state MILTER); false when
- * there are no milters (greet now). On a milter configuration error the
- * session is answered 421 and closed (true). */
+struct milter_verdict;
+/* Check an address a milter gave ("<a@b>" or bare) for the envelope: the
+ * address to store (owned), or NULL to refuse it. sender: it replaces
+ * the sender ("" = null sender allowed). */
+typedef char *smtpd_milter_addr_fn(const char *given, bool sender, void *ctx);
+/* smtpd's check: printable, no blanks or brackets, brackets removed. */
+char *smtpd_milter_addr(const char *given, bool sender, void *ctx);
+/* The chain's envelope (v, END-OF-MESSAGE) replaces the one we hold, for
+ * SMTP and local submission alike: deleted recipients go (freed), added
+ * ones come with the NOTIFY/ORCPT of their ESMTP arguments (others logged
+ * and ignored, as Postfix does), a changed sender replaces *sender when fn
+ * accepts it. qid names the message in log lines. Returns the recipients
+ * left. */
+size_t smtpd_milter_apply_envelope(const char *qid, const struct milter_verdict *v, char **sender,
+				   struct smtpd_rcpt **rcpts, size_t *n_rcpts, size_t *cap_rcpts,
+				   smtpd_milter_addr_fn *fn, void *ctx);
+
+/* New session, client named: create the chain of the milters for the
+ * client (smtpd_milter_maps' value for its address, else smtpd_milters)
+ * and send CONNECT. Returns true when the greeting waits for the verdict
+ * (state MILTER); false when there are no milters (greet now). On a milter
+ * configuration error the session is answered 421 and closed (true); when
+ * smtpd_milter_maps cannot be read, s->milter_map_fail is set and false
+ * returned (greet; every command but QUIT then gets 451 4.3.0). */
 bool smtpd_milter_connect(struct smtpd_session *s);
 
-/* HELO/EHLO name (sanitised) accepted by smtpd: ask the milters; the reply
- * follows the verdict. */
-void smtpd_milter_helo(struct smtpd_session *s, const char *name, bool ehlo);
+/* HELO/EHLO name accepted by smtpd (name sanitised for logs and headers,
+ * milter_name what the milters get: the name as sent when it is clean
+ * UTF-8): ask the milters; the reply follows the verdict. */
+void smtpd_milter_helo(struct smtpd_session *s, const char *name, const char *milter_name,
+		       bool ehlo);
 
 /* MAIL accepted by smtpd's checks (s->sender, s->mail set, in_mail still
  * false): ask the milters with the command's parameters. */

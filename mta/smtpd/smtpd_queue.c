@@ -16,6 +16,14 @@
 #include "lib/log.h"
 #include "lib/common.h"
 
+static const struct smtpd_queue_ops smtpd_queue_sessions = {
+	smtpd_message_on_opened,
+	smtpd_message_on_committed,
+	smtpd_message_on_error,
+	smtpd_message_queue_gone,
+};
+static const struct smtpd_queue_ops *smtpd_queue_ops = &smtpd_queue_sessions;
+
 static void smtpd_queue_on_msg(struct ipc_chan *chan, struct ipc_msg *m, void *ctx)
 {
 	struct smtpd_server *srv = ctx;
@@ -27,18 +35,18 @@ static void smtpd_queue_on_msg(struct ipc_chan *chan, struct ipc_msg *m, void *c
 		int fd = ipc_msg_take_fd(m);
 		if (fd < 0)
 			goto bad;
-		smtpd_message_on_opened(srv, m->reqid, qid, fd);
+		smtpd_queue_ops->opened(srv, m->reqid, qid, fd);
 		break;
 	}
 	case IPC_Q_COMMITTED:
 		if (!ipc_get_cstr(m, &qid) || !ipc_get_end(m))
 			goto bad;
-		smtpd_message_on_committed(srv, m->reqid, qid);
+		smtpd_queue_ops->committed(srv, m->reqid, qid);
 		break;
 	case IPC_Q_ERROR:
 		if (!ipc_get_cstr(m, &qid) || !ipc_get_cstr(m, &reply) || !ipc_get_end(m))
 			goto bad;
-		smtpd_message_on_error(srv, m->reqid, qid, reply);
+		smtpd_queue_ops->error(srv, m->reqid, qid, reply);
 		break;
 	default:
 		log_warning("unexpected message type %u from the queue; closing the channel",
@@ -54,7 +62,7 @@ close:
 	free(qid);
 	free(reply);
 	ipc_chan_free(&srv->queue);
-	smtpd_message_queue_gone(srv);
+	smtpd_queue_ops->gone(srv);
 }
 
 static void smtpd_queue_on_close(struct ipc_chan *chan, const char *reason, void *ctx)
@@ -62,11 +70,13 @@ static void smtpd_queue_on_close(struct ipc_chan *chan, const char *reason, void
 	struct smtpd_server *srv = ctx;
 	log_warning("queue channel closed: %s", reason);
 	ipc_chan_free(&srv->queue);
-	smtpd_message_queue_gone(srv);
+	smtpd_queue_ops->gone(srv);
 }
 
-void smtpd_queue_init(struct smtpd_server *srv, int fd)
+void smtpd_queue_init(struct smtpd_server *srv, int fd, const struct smtpd_queue_ops *ops)
 {
+	if (ops != NULL)
+		smtpd_queue_ops = ops;
 	srv->queue = ipc_chan_new(srv->base, fd, "queue", smtpd_queue_on_msg, smtpd_queue_on_close, srv);
 }
 

@@ -11,8 +11,19 @@
 
 #include "mta/smtpd/smtpd_session.h"
 
-/* Take fd (the queue's socket) and start reading replies. */
-void smtpd_queue_init(struct smtpd_server *srv, int fd);
+/* Where the queue's replies go: SMTP sessions (smtpd_message.c) or local
+ * submissions (smtpd_submit.c). The channel has already been freed when
+ * gone is called. */
+struct smtpd_queue_ops {
+	void (*opened)(struct smtpd_server *srv, uint32_t reqid, const char *qid, int fd);
+	void (*committed)(struct smtpd_server *srv, uint32_t reqid, const char *qid);
+	void (*error)(struct smtpd_server *srv, uint32_t reqid, const char *qid, const char *reply);
+	void (*gone)(struct smtpd_server *srv);
+};
+
+/* Take fd (the queue's socket) and start reading replies, which are checked
+ * here and handed to ops (NULL: the SMTP sessions'). */
+void smtpd_queue_init(struct smtpd_server *srv, int fd, const struct smtpd_queue_ops *ops);
 /* IPC_Q_OPEN for session s. 0, or -1 when the queue is unreachable. */
 int smtpd_queue_open(struct smtpd_session *s);
 /* IPC_Q_SENDER, IPC_Q_RCPT x n, IPC_Q_COMMIT for the session's

@@ -11,13 +11,17 @@
  * (CVE-2011-0411, see smtpd_verbs.c).
  * Limits: line_length_limit per command line, message_size_limit,
  * smtpd_timeout per command and while idle, smtpd_data_min_rate during
- * DATA/BDAT, smtpd_hard_error_limit, smtpd_client_connection_count_limit.
+ * DATA/BDAT, smtpd_hard_error_limit, smtpd_client_connection_count_limit,
+ * smtpd_client_connection_rate_limit per anvil_rate_time_unit (both per
+ * process; smtpd_client_event_limit_exceptions exempt).
  * Tests: tests/integration/test_smtpd_*.py.
  */
 #include <arpa/inet.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -104,6 +108,99 @@ static unsigned smtpd_ipcount_add(struct smtpd_server *srv, const char *addr, in
 		free(e);
 	}
 	return c;
+}
+
+/* ---- per-client-address connection rates ------------------------------- */
+
+/* Postfix's anvil counts connections per client in a window of
+ * anvil_rate_time_unit that starts at the client's first connection and
+ * restarts once it is over; so do we, per smtpd process. */
+struct smtpd_iprate {
+	struct smtpd_iprate *next;  /* hash chain */
+	int64_t start;              /* window start, monotonic seconds */
+	unsigned count;             /* connections in the window */
+	char addr[64];              /* client address text */
+};
+
+#define SMTPD_RATE_SWEEP 4096 /* new entries between sweeps of expired ones */
+
+static int64_t smtpd_now_sec(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec;
+}
+
+/* Forget every entry whose window is over (bounds the table by the
+ * clients of one window). */
+static void smtpd_iprate_sweep(struct smtpd_server *srv, int64_t now, int64_t unit)
+{
+	for (size_t i = 0; i < srv->n_rate_buckets; i++) {
+		struct smtpd_iprate **pp = &srv->iprate[i];
+		while (*pp != NULL) {
+			struct smtpd_iprate *e = *pp;
+			if (now - e->start >= unit) {
+				*pp = e->next;
+				free(e);
+				srv->n_rates--;
+			} else {
+				pp = &e->next;
+			}
+		}
+	}
+	srv->rate_adds = 0;
+}
+
+/* Double the buckets once the chains get long (many client addresses in
+ * one window: an IPv6 prefix gives a client as many as it likes). */
+static void smtpd_iprate_grow(struct smtpd_server *srv)
+{
+	size_t nb = srv->n_rate_buckets * 2;
+	struct smtpd_iprate **t = xcalloc(nb, sizeof(*t));
+	for (size_t i = 0; i < srv->n_rate_buckets; i++) {
+		struct smtpd_iprate *e = srv->iprate[i];
+		while (e != NULL) {
+			struct smtpd_iprate *next = e->next;
+			size_t b = smtpd_hash(e->addr) & (nb - 1);
+			e->next = t[b];
+			t[b] = e;
+			e = next;
+		}
+	}
+	free(srv->iprate);
+	srv->iprate = t;
+	srv->n_rate_buckets = nb;
+}
+
+/* Count one connection from addr; returns the connections in its window. */
+static unsigned smtpd_iprate_add(struct smtpd_server *srv, const char *addr, long long unit_s)
+{
+	int64_t now = smtpd_now_sec(), unit = unit_s > 0 ? (int64_t)unit_s : 1;
+	if (srv->iprate == NULL) {
+		srv->n_rate_buckets = 1024;
+		srv->iprate = xcalloc(srv->n_rate_buckets, sizeof(*srv->iprate));
+	}
+	if (srv->rate_adds >= SMTPD_RATE_SWEEP)
+		smtpd_iprate_sweep(srv, now, unit);
+	if (srv->n_rates > 4 * srv->n_rate_buckets)
+		smtpd_iprate_grow(srv);
+	struct smtpd_iprate **pp = &srv->iprate[smtpd_hash(addr) & (srv->n_rate_buckets - 1)];
+	while (*pp != NULL && strcmp((*pp)->addr, addr) != 0)
+		pp = &(*pp)->next;
+	struct smtpd_iprate *e = *pp;
+	if (e == NULL) {
+		e = *pp = xcalloc(1, sizeof(*e));
+		snprintf(e->addr, sizeof(e->addr), "%s", addr);
+		e->start = now;
+		srv->n_rates++;
+		srv->rate_adds++;
+	} else if (now - e->start >= unit) {
+		e->start = now; /* a new window */
+		e->count = 0;
+	}
+	if (e->count < UINT_MAX)
+		e->count++;
+	return e->count;
 }
 
 /* ---- session table ------------------------------------------------------ */
@@ -554,6 +651,13 @@ static void smtpd_session_on_event(struct bufferevent *bev, short what, void *ar
 		s->tls = true;
 		return;
 	}
+	if ((what & BEV_EVENT_CONNECTED) && s->state == SMTPD_ST_CLOSING) {
+		/* implicit TLS is up after the session was ended (a milter's
+		 * shutdown at CONNECT, a limit): the queued 421 leaves now,
+		 * inside TLS; no greeting follows */
+		s->tls = true;
+		return;
+	}
 	if (what & BEV_EVENT_CONNECTED) {
 		/* TLS handshake done: RFC 3207 §4.2, forget everything */
 		bool implicit = !s->greeted;
@@ -672,12 +776,26 @@ static void smtpd_session_begin(struct smtpd_session *s)
 		smtpd_session_close(s);
 		return;
 	}
-	/* Postfix exempts $mynetworks from the concurrency limit */
+	/* Postfix exempts smtpd_client_event_limit_exceptions ($mynetworks)
+	 * from the concurrency and rate limits */
 	s->counted = true;
 	unsigned n = smtpd_ipcount_add(srv, s->addr, 1);
-	if (!s->trusted && cfg->smtpd_client_connection_count_limit > 0 &&
+	s->conn_count = n;
+	/* as anvil, every connection counts in the rate, refused ones too */
+	unsigned rate = 0;
+	if (!s->event_exempt && cfg->smtpd_client_connection_rate_limit > 0)
+		rate = smtpd_iprate_add(srv, s->addr, cfg->anvil_rate_time_unit);
+	if (!s->event_exempt && cfg->smtpd_client_connection_count_limit > 0 &&
 	    n > (unsigned long long)cfg->smtpd_client_connection_count_limit) {
 		log_warning("Connection concurrency limit exceeded: %u from %s for service smtp", n,
+			    s->namaddr);
+		smtpd_reply(s, "421 4.7.0 %s Error: too many connections from %s", cfg->myhostname,
+			    s->addr);
+		smtpd_session_close(s);
+		return;
+	}
+	if (rate > 0 && rate > (unsigned long long)cfg->smtpd_client_connection_rate_limit) {
+		log_warning("Connection rate limit exceeded: %u from %s for service smtp", rate,
 			    s->namaddr);
 		smtpd_reply(s, "421 4.7.0 %s Error: too many connections from %s", cfg->myhostname,
 			    s->addr);
@@ -746,6 +864,7 @@ void smtpd_session_start(struct smtpd_server *srv, int fd, const struct sockaddr
 	snprintf(s->name, sizeof(s->name), "unknown");
 	s->trusted = smtpd_conf_net_match(s->conf->nets, s->conf->n_nets, sa);
 	s->bare_lf_exempt = smtpd_conf_net_match(s->conf->bare_lf_exempt, s->conf->n_bare_lf_exempt, sa);
+	s->event_exempt = smtpd_conf_net_match(s->conf->event_exempt, s->conf->n_event_exempt, sa);
 	s->timer = evtimer_new(srv->base, smtpd_session_on_timer, s);
 	smtpd_server_insert(srv, s);
 	if (smtpd_line.max == 0)

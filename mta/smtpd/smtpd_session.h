@@ -90,6 +90,7 @@ struct smtpd_session {
 	int pending_fd;              /* the socket while the name is looked up */
 	bool implicit_tls;           /* accepted on an implicit-TLS listener */
 	bool trusted;                /* client in mynetworks */
+	bool event_exempt;           /* in smtpd_client_event_limit_exceptions */
 	bool bare_lf_exempt;         /* in smtpd_forbid_bare_newline_exclusions */
 	bool tls;                    /* TLS is active */
 	bool greeted;                /* greeting queued */
@@ -101,6 +102,7 @@ struct smtpd_session {
 	bool ill_pipelining;         /* a pipelining violation was logged */
 	bool saw_bare_lf;            /* a bare LF was seen in this session */
 	bool counted;                /* counted in the per-IP table */
+	unsigned conn_count;         /* sessions from addr when this one began ({client_connections}) */
 	bool peer_eof;               /* the client closed its sending side */
 	bool skip_to_eol;            /* discarding the rest of an overlong line */
 	unsigned close_polls;        /* CLOSING: output drain checks so far */
@@ -137,6 +139,7 @@ struct smtpd_session {
 	bool milter_tx;              /* the milters saw MAIL of this transaction */
 	bool milter_ehlo;            /* the pending HELO call is for EHLO */
 	bool milter_conn_refused;    /* the milters refused CONNECT (HELO still answered) */
+	bool milter_map_fail;        /* smtpd_milter_maps failed: commands get 451 4.3.0 */
 	struct smtpd_rcpt mrcpt;     /* the RCPT waiting for the milters (addr owned) */
 	char *mrcpt_reply;           /* MW_RCPT_REJ: smtpd's refusal, sent after the verdict */
 	char *hold_reason;           /* milter quarantine of this message, or NULL */
@@ -158,6 +161,10 @@ struct smtpd_server {
 	uint32_t next_id;             /* next session id */
 	struct smtpd_ipcount **ipcount; /* per-client-address session counts */
 	size_t n_ipbuckets;           /* power of two */
+	struct smtpd_iprate **iprate; /* per-client-address connection rates */
+	size_t n_rate_buckets;        /* power of two */
+	size_t n_rates;               /* entries in iprate */
+	size_t rate_adds;             /* new entries since the last sweep */
 	bool draining;                /* SIGTERM or queue gone: no new sessions */
 	bool debug;                   /* POSTERN_SMTPD_DEBUG */
 };

@@ -20,6 +20,7 @@
 #include "mta/smtpd/smtpd_rcpt.h"
 #include "mta/smtpd/smtpd_reply.h"
 #include "mta/smtpd/smtpd_session.h"
+#include "lib/addr.h"
 #include "lib/log.h"
 #include "lib/common.h"
 
@@ -80,7 +81,21 @@ static void smtpd_verbs_helo(struct smtpd_session *s, const struct smtpd_cmd *cm
 	char name[256];
 	smtpd_reply_sanitize(cmd->arg.p, cmd->arg.len, name, sizeof(name));
 	if (smtpd_milter_active(s)) {
-		smtpd_milter_helo(s, name, ehlo); /* the verdict replies */
+		/* milters get a UTF-8 name (an RFC 6531 U-label) as sent, as
+		 * Postfix does with smtputf8_enable; logs and headers keep the
+		 * ASCII form */
+		char raw[256];
+		const char *mname = name;
+		bool clean = s->conf->cfg->smtputf8_enable && cmd->arg.len < sizeof(raw) &&
+			     addr_utf8_valid(cmd->arg.p, cmd->arg.len);
+		for (size_t i = 0; clean && i < cmd->arg.len; i++)
+			clean = (unsigned char)cmd->arg.p[i] >= 0x20 && cmd->arg.p[i] != 0x7f;
+		if (clean) {
+			memcpy(raw, cmd->arg.p, cmd->arg.len);
+			raw[cmd->arg.len] = '\0';
+			mname = raw;
+		}
+		smtpd_milter_helo(s, name, mname, ehlo); /* the verdict replies */
 		return;
 	}
 	smtpd_verbs_helo_ok(s, name, ehlo);
@@ -330,6 +345,11 @@ void smtpd_verbs_run(struct smtpd_session *s, struct str line)
 			return;
 		}
 		smtpd_reply_text(s, reply);
+		return;
+	}
+	if (s->milter_map_fail && cmd.verb != SMTPD_V_QUIT) {
+		/* which milters apply is unknown: nothing may pass unfiltered */
+		smtpd_reply(s, "451 4.3.0 Error: server configuration error");
 		return;
 	}
 	/* Postfix smtpd_junk_command_limit: NOOP, VRFY, RSET (and ETRN) past

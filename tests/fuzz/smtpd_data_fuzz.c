@@ -1,6 +1,7 @@
 /*
  * smtpd_data_fuzz.c - libFuzzer target for the DATA/BDAT content machine.
- * The first byte picks mode and chunk size; the rest is fed in chunks. The
+ * The first byte picks mode, chunk size and a header_size_limit of 16 or
+ * none; the rest is fed in chunks. The
  * end of DATA, when found, must be preceded by CR LF . CR LF in the input,
  * and the output never exceeds the size limit.
  */
@@ -21,6 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t max = (ctl & 0x20) ? 64 : 0;
 	struct smtpd_data d;
 	smtpd_data_init(&d, (ctl & 0x40) ? SMTPD_BARE_LF_REJECT : SMTPD_BARE_LF_NORMALIZE, bdat, max);
+	if (ctl & 0x80)
+		smtpd_data_header_limit(&d, 16);
 	struct buf out;
 	buf_init(&out, 2 * n + 64);
 	size_t off = 0;
@@ -43,6 +46,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (max != 0)
 		CHECK(out.len <= max);
 	CHECK(d.msgid_len <= SMTPD_DATA_MSGID_MAX);
+	CHECK(d.size == out.len || d.too_big);
 	buf_free(&out);
 	return 0;
 }

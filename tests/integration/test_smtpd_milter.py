@@ -587,16 +587,19 @@ def test_header_value_cannot_inject_headers_or_body(postern_factory, milters):
     assert body == b"first line\nsecond line\n"
 
 
-def tls_postern(postern_factory, m, wrapper=False):
+def tls_postern(postern_factory, m, wrapper=False, extra=None):
     """A Postern with a self-signed certificate (in its own directory, so
-    the unprivileged daemon can read it) and milter m."""
+    the unprivileged daemon can read it) and milter m (anything with an
+    endpoint); extra: more main.cf settings."""
     import pwd
     import ssl  # noqa: F401
     import subprocess
     port = util.free_port()
     master = "127.0.0.1:%d inet n - n - - smtpd%s\n" % (
         port, " -o smtpd_tls_wrappermode=yes" if wrapper else "")
-    p = postern_factory(main_cf={"smtpd_milters": m.endpoint}, master_cf=master, port=port)
+    cf = {"smtpd_milters": m.endpoint}
+    cf.update(extra or {})
+    p = postern_factory(main_cf=cf, master_cf=master, port=port)
     key, crt = os.path.join(p.dir, "key.pem"), os.path.join(p.dir, "cert.pem")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
                     "-subj", "/CN=postern.test", "-keyout", key, "-out", crt],
@@ -645,3 +648,303 @@ def test_implicit_tls_greeting_after_milter_connect(postern_factory, milters):
     assert s.mail("s@remote.test")[0] == 250
     s.quit()
     assert any(line.startswith("connect localhost 127.0.0.1") for line in seen(m))
+
+
+# ---- smtpd_milter_maps (Postfix 3.2) --------------------------------------------------
+
+def from_addr(p, source):
+    """An SMTP session from the loopback address source (127.0.0.x)."""
+    return smtplib.SMTP("127.0.0.1", p.port, timeout=30, source_address=(source, 0))
+
+
+def connects(m):
+    return [line for line in m.log() if line.startswith("connect ")]
+
+
+def mapped_postern(postern_factory, default, table_lines, maps=None):
+    """Postern with smtpd_milters=default and smtpd_milter_maps=cidr:FILE
+    holding table_lines (maps overrides the whole parameter)."""
+    port = util.free_port()
+    p = postern_factory(main_cf={"smtpd_milters": default.endpoint}, port=port,
+                        master_cf="127.0.0.1:%d inet n - n - - smtpd\n" % port)
+    path = os.path.join(p.dir, "milter_map.cidr")
+    with open(path, "w") as f:
+        f.write("".join(line + "\n" for line in table_lines))
+    os.chmod(path, 0o644)
+    p.main_cf["smtpd_milter_maps"] = maps or "cidr:" + path
+    p.write_config()
+    return p.start()
+
+
+def test_milter_maps_choose_the_chain_per_client_address(postern_factory, milters):
+    """127.0.0.1 gets the map's milter, 127.0.0.2 DISABLE (none), an
+    address not in the table smtpd_milters."""
+    default, special = milters(), milters("--at", "mail=reject")
+    p = mapped_postern(postern_factory, default,
+                       ["# per client", "127.0.0.1/32 { %s, command_timeout=10s }" % special.endpoint,
+                        "127.0.0.2/32 disable"])
+    with from_addr(p, "127.0.0.1") as s:
+        s.ehlo("client.test")
+        assert s.mail("s@remote.test")[0] == 550
+    # the readiness probe of start() came from 127.0.0.1 too
+    assert {c.split()[2] for c in connects(special)} == {"127.0.0.1"}
+    assert connects(default) == []
+    n_special = len(connects(special))
+    with from_addr(p, "127.0.0.2") as s:
+        s.ehlo("client.test")
+        assert s.mail("s@remote.test")[0] == 250
+        assert s.rcpt("alice@example.test")[0] == 250
+        code, text = s.data(MSG)
+        assert code == 250, text
+    p.wait_delivered("alice", 1)
+    assert connects(default) == [] and len(connects(special)) == n_special
+    with from_addr(p, "127.0.0.3") as s:
+        s.ehlo("client.test")
+        assert s.mail("s@remote.test")[0] == 250
+    assert [c.split()[2] for c in connects(default)] == ["127.0.0.3"]
+    assert len(connects(special)) == n_special
+
+
+@pytest.mark.parametrize("broken", ["lmdb", "cidr"])
+def test_milter_maps_lookup_error_tempfails_every_command(postern_factory, milters, broken):
+    """A table that cannot be read (an lmdb: map never built, a cidr: file
+    with a bad line) is not "no milters": the client is greeted, every
+    command but QUIT gets 451 4.3.0, one warning per session is logged, and
+    no milter is asked."""
+    default = milters()
+    if broken == "lmdb":
+        p = mapped_postern(postern_factory, default, [], maps="lmdb:/nonexistent/postern-milter-map")
+    else:
+        p = mapped_postern(postern_factory, default, ["127.0.0.1/33 DISABLE", "garbage line"])
+    with from_addr(p, "127.0.0.1") as s:
+        code, text = s.ehlo("client.test")
+        assert (code, text) == (451, b"4.3.0 Error: server configuration error")
+        assert s.mail("s@remote.test")[0] == 451
+        assert s.docmd("RCPT TO:<alice@example.test>")[0] == 451
+        assert s.docmd("DATA")[0] == 451
+        assert s.quit()[0] == 221
+    wait_log(p, r"disconnect from localhost\[127\.0\.0\.1\] ehlo=0/1 .*quit=1")
+    # one warning per session (start()'s readiness probe is one too)
+    log = p.log_text()
+    assert re.search(r"warning: smtpd_milter_maps lookup error for 127\.0\.0\.1: .+", log)
+    assert log.count("smtpd_milter_maps lookup error") == len(re.findall(r"\]: connect from", log))
+    assert connects(default) == []
+    assert p.maildir_messages("alice") == []
+
+
+def test_milter_maps_bad_value_refuses_the_session(postern_factory, milters):
+    default = milters()
+    p = mapped_postern(postern_factory, default, ["127.0.0.2/32 bogus:endpoint"])
+    with pytest.raises(smtplib.SMTPConnectError) as e:
+        from_addr(p, "127.0.0.2")
+    assert e.value.smtp_code == 421 and e.value.smtp_error.startswith(b"4.3.5")
+    wait_log(p, r"warning: smtpd_milter_maps: .*reject connection from unknown\[127\.0\.0\.2\]")
+    assert {c.split()[2] for c in connects(default)} == {"127.0.0.1"}
+
+
+# ---- macros ---------------------------------------------------------------------------
+
+def macro_values(m, stage, name):
+    prefix = "macro %s %s=" % (stage, name)
+    return [line[len(prefix):] for line in m.log() if line.startswith(prefix)]
+
+
+def test_route_and_client_macros(postern_factory, milters):
+    """{mail_host}/{mail_mailer}, {rcpt_host}/{rcpt_mailer}: transport and
+    next hop as Postfix resolves them (local:$myhostname, virtual, relay,
+    smtp + domain); {client_connections}, {client_resolve}; the AUTH
+    macros are absent without AUTH."""
+    want = ["{mail_host}", "{mail_mailer}", "{rcpt_host}", "{rcpt_mailer}", "{client_connections}",
+            "{client_resolve}", "{auth_type}", "{auth_authen}", "{auth_author}"]
+    m = milters(*sum((["--want-macro", w] for w in want), []))
+    p = start_postern(postern_factory, m, extra={
+        "relay_domains": "relay.test",
+        "milter_connect_macros": "j {daemon_name} {daemon_addr} v _ {client_connections} {client_resolve}"})
+    wait_log(p, r"disconnect from localhost\[127\.0\.0\.1\] commands=0")  # start()'s probe
+    with session(p) as s, session(p) as s2:
+        s2.ehlo("second.test")
+        s.ehlo("client.test")
+        assert s.mail("s@remote.test")[0] == 250
+        for r in ("alice@example.test", "someone@localhost", "x@relay.test", "y@Far.Example"):
+            assert s.rcpt(r)[0] == 250, r
+        s.rset()
+        assert s.mail("")[0] == 250
+    assert macro_values(m, "mail", "{mail_mailer}") == ["smtp", "local"]
+    assert macro_values(m, "mail", "{mail_host}") == ["remote.test", "postern.test"]
+    assert macro_values(m, "rcpt", "{rcpt_mailer}") == ["virtual", "local", "relay", "smtp"]
+    assert macro_values(m, "rcpt", "{rcpt_host}") == ["example.test", "postern.test", "relay.test",
+                                                       "Far.Example"]
+    assert macro_values(m, "connect", "{client_connections}")[-2:] == ["1", "2"]
+    assert macro_values(m, "connect", "{client_resolve}")[-2:] == ["OK", "OK"]
+    assert not any("{auth_" in line for line in m.log())
+    # an outside client without a confirmed name
+    with from_addr(p, "127.0.0.2") as s:
+        s.ehlo("client.test")
+    assert macro_values(m, "connect", "{client_resolve}")[-1] == "FAIL"
+
+
+def test_relayhost_is_the_next_hop_macro(postern_factory, milters):
+    m = milters("--want-macro", "{rcpt_host}", "--want-macro", "{rcpt_mailer}")
+    p = start_postern(postern_factory, m, extra={"relayhost": "[smarthost.test]:587",
+                                                  "virtual_alias_domains": "alias.test",
+                                                  "virtual_alias_maps": "inline:{ a@alias.test=alice@example.test }"})
+    with session(p) as s:
+        s.ehlo("client.test")
+        s.mail("s@remote.test")
+        assert s.rcpt("y@far.example")[0] == 250
+        assert s.rcpt("a@alias.test")[0] == 250
+    assert macro_values(m, "rcpt", "{rcpt_host}") == ["[smarthost.test]:587",
+                                                       "5.1.1 User unknown in virtual alias table"]
+    assert macro_values(m, "rcpt", "{rcpt_mailer}") == ["smtp", "error"]
+
+
+def tls_raw_connect(p):
+    """A TCP connection to an implicit-TLS listener, once it listens."""
+    def attempt():
+        try:
+            return socket.create_connection(("127.0.0.1", p.port), timeout=30)
+        except OSError:
+            return None
+    return util.wait_for(attempt, 30, "implicit TLS listener")
+
+
+def assert_nothing_before_handshake(sock):
+    """No plaintext byte reached the client before its TLS handshake."""
+    sock.setblocking(False)
+    try:
+        data = sock.recv(4096)
+    except BlockingIOError:
+        data = None
+    sock.setblocking(True)
+    assert data is None, data
+
+
+def tls_read_reply(tls):
+    """Read until a final reply line arrives or the server closes."""
+    buf = b""
+    while not re.search(rb"(^|\n)\d{3} [^\n]*\n", buf):
+        d = tls.recv(4096)
+        if not d:
+            break
+        buf += d
+    return buf
+
+
+def tls_reply_lines(sock):
+    """Handshake on sock, then read the first reply (see tls_read_reply)."""
+    tls = tls_ctx().wrap_socket(sock, server_hostname="postern.test")
+    return tls, tls_read_reply(tls)
+
+
+def test_implicit_tls_connect_reject_comes_after_the_handshake(postern_factory, milters):
+    """A milter REJECT at CONNECT on an smtps (port 465 style) listener:
+    the 554 greeting is sent inside TLS, after the handshake, never in
+    clear text before it; the milter's 5xx then answers MAIL."""
+    m = milters("--at", "connect=reject")
+    p = tls_postern(postern_factory, m, wrapper=True)
+    sock = tls_raw_connect(p)
+    wait_log(p, r"milter-reject: CONNECT from localhost\[127\.0\.0\.1\]")
+    assert_nothing_before_handshake(sock)
+    tls, got = tls_reply_lines(sock)
+    assert got == b"554 postern.test ESMTP not accepting connections\r\n"
+    tls.sendall(b"EHLO client.test\r\n")
+    got = tls_read_reply(tls)
+    assert got.startswith(b"250-postern.test"), got
+    tls.sendall(b"MAIL FROM:<s@remote.test>\r\n")
+    got = tls_read_reply(tls)
+    assert got.startswith(b"550 5.7.1"), got
+    tls.close()
+
+
+def test_implicit_tls_connect_shutdown_comes_after_the_handshake(postern_factory, milters):
+    """milter_default_action=shutdown with a milter that is down: the 421
+    greeting is sent after the handshake, and the session then ends."""
+    class Dead:
+        endpoint = "inet:127.0.0.1:%d" % util.free_port()
+    p = tls_postern(postern_factory, Dead(), wrapper=True,
+                    extra={"milter_default_action": "shutdown", "milter_connect_timeout": "5s"})
+    sock = tls_raw_connect(p)
+    wait_log(p, r"milter inet:127\.0\.0\.1:\d+: .*default_action=shutdown")
+    assert_nothing_before_handshake(sock)
+    tls, got = tls_reply_lines(sock)
+    assert got == b"421 postern.test Service unavailable - try again later\r\n"
+    tls.settimeout(10)
+    try:
+        rest = tls.recv(4096)
+    except (ConnectionResetError, OSError):
+        rest = b""
+    assert rest == b"", rest  # closed, no further greeting
+    tls.close()
+
+
+# ---- connection reuse (QUIT_NC) ------------------------------------------------------
+
+def sessions_in_a_row(p, n):
+    for i in range(n):
+        msg = MSG.replace(b"milter-1@", b"reuse-%d@" % i)
+        _, (code, text) = send(p, msg=msg)
+        assert code == 250, text
+    return p.wait_delivered("alice", n)
+
+
+def test_connection_kept_for_the_next_session(postern_factory, milters):
+    """Three SMTP sessions one after the other: the milter negotiates once
+    and sees three whole sessions on one connection (libmilter's close
+    callback runs at each 'K'), each with its own connect and message.
+    (Every count below includes the start-up probe's session, which ends
+    without a message and so with a plain QUIT.)"""
+    m = milters()
+    p = start_postern(postern_factory, m)
+    got = sessions_in_a_row(p, 3)
+    assert len(got) == 3
+    log = m.log()
+    assert sum(line.startswith("negotiate ") for line in log) == 2, log
+    assert sum(line.startswith("connect localhost 127.0.0.1") for line in log) == 4
+    heads = [line for line in log if line.startswith("header Message-ID:")]
+    assert heads == ["header Message-ID:<reuse-%d@remote.test>" % i for i in range(3)]
+    # after the first real session's negotiation: one connection, and no
+    # ABORT after a finished message (libmilter takes none there)
+    tail = log[[i for i, l in enumerate(log) if l.startswith("negotiate ")][1]:]
+    assert "abort" not in tail
+    assert tail.count("close") >= 2
+
+
+def test_reuse_off_per_milter_and_globally(postern_factory, milters):
+    m1, m2 = milters(), milters()
+    p = start_postern(postern_factory, "{ %s, reuse=no }" % m1.endpoint, m2)
+    sessions_in_a_row(p, 2)
+    assert sum(line.startswith("negotiate ") for line in m1.log()) == 3  # probe + 2
+    assert sum(line.startswith("negotiate ") for line in m2.log()) == 2  # probe + 1
+    m3 = milters()
+    q = start_postern(postern_factory, m3, extra={"milter_connection_reuse": "no"})
+    sessions_in_a_row(q, 2)
+    assert sum(line.startswith("negotiate ") for line in m3.log()) == 3
+
+
+def test_filter_that_closes_on_quit_nc(postern_factory, fakes):
+    """A filter that does not know 'K' closes: the idle connection is
+    dropped and the next session connects anew, with no fault."""
+    f = fakes(fault="k_close")
+    p = start_postern(postern_factory, f)
+    sessions_in_a_row(p, 2)
+    assert f.seen.count("O") == 3  # probe, then one per session
+    # the second session ends with 'K' again, unless it found the kept
+    # connection dead only after taking it (then that filter is not reused)
+    assert f.seen.count("K") >= 1
+    assert not re.search(r"milter .*(failed|closed|timed out)", p.log_text())
+
+
+def test_reused_connection_lost_before_its_answer_is_retried(postern_factory, fakes):
+    """The kept connection dies when the next session's first command
+    arrives: that command is sent again on a new connection (the filter
+    never answered it), the session goes on, nothing is logged as a fault,
+    and that filter is not reused again."""
+    f = fakes(fault="k_drop_next")
+    p = start_postern(postern_factory, f)
+    sessions_in_a_row(p, 3)
+    # probe; session 1 ends with K; session 2's C is dropped and sent again
+    # on a new connection, which then ends with Q (no more reuse); session 3
+    assert f.seen.count("O") == 4, f.seen
+    assert f.seen.count("K") == 1, f.seen
+    assert f.seen.count("E") == 3
+    assert not re.search(r"milter .*(failed|closed|timed out)", p.log_text())

@@ -26,6 +26,11 @@ letter of the stage ('O' option negotiation, 'C', 'H', 'M', 'R', 'T', 'L',
   shutdown    answer '4' (a legal reply: 421 and disconnect)
   trickle     answer correctly, one byte at a time (not a fault either)
   badtext     answer 'y' with a malformed reply text ("250 ok")
+Two faults concern QUIT_NC ('K', a session ends, the connection stays):
+  k_close     close the connection when 'K' arrives (a filter that does not
+              know 'K', as libmilter before 8.14)
+  k_drop_next after a 'K', close the connection when the next command
+              arrives (a filter that lost the session meanwhile)
 """
 import socket
 import struct
@@ -91,6 +96,7 @@ class FakeMilter:
         return data
 
     def _serve(self, c):
+        after_k = False
         try:
             while True:
                 hdr = self._read_exact(c, 4)
@@ -102,6 +108,13 @@ class FakeMilter:
                     return
                 cmd = chr(body[0])
                 self.seen.append(cmd)
+                if cmd == "K" and self.fault == "k_close":
+                    c.close()
+                    return
+                if after_k and self.fault == "k_drop_next":
+                    c.close()
+                    return
+                after_k = cmd == "K"
                 if cmd in "DAK":
                     continue            # never answered
                 if cmd == "Q":

@@ -125,7 +125,7 @@ class Postern:
                 and self.conf.encode() in argv]
 
     def kill_all(self):
-        for name in ("postern-smtpd", "postern-queue", "postern"):
+        for name in ("postern-smtpd", "postern-submit", "postern-queue", "postern"):
             for pid in self.pids(name):
                 try:
                     os.kill(pid, signal.SIGKILL)

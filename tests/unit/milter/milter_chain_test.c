@@ -117,7 +117,7 @@ static void conns_free(void)
 
 static struct milter_conf *conf_for(const char *path, const char *timeout)
 {
-	struct milter_defaults d = { 5000, 5000, 5000, MILTER_ACT_TEMPFAIL, 6, false };
+	struct milter_defaults d = { 5000, 5000, 5000, MILTER_ACT_TEMPFAIL, 6, false, false };
 	struct milter_conf *c = xcalloc(1, sizeof(*c));
 	char *err = NULL;
 	char *list = path ? xasprintf("{ unix:%s, connect_timeout=%s, command_timeout=%s }", path,

@@ -54,7 +54,8 @@ static void test_groups(void **state)
 	assert_int_equal(milter_conf_parse_list(
 				 "{ inet:127.0.0.1:8891, connect_timeout=10s, command_timeout = 2m,"
 				 " content_timeout=500ms, default_action=accept, protocol=4 },"
-				 "unix:/x {inet:127.0.0.1:9,default_action=shutdown,protocol=6;no_header_reply}",
+				 "unix:/x {inet:127.0.0.1:9,default_action=shutdown,protocol=6;no_header_reply,"
+				 " reuse=yes}",
 				 &defs, &l, &n, &err),
 			 0);
 	assert_int_equal(n, 3);
@@ -64,6 +65,8 @@ static void test_groups(void **state)
 	assert_int_equal(l[0].content_timeout_ms, 500);
 	assert_int_equal(l[0].default_action, MILTER_ACT_ACCEPT);
 	assert_int_equal(l[0].protocol, 4);
+	assert_false(l[0].reuse); /* the defaults' (reuse off here) */
+	assert_true(l[2].reuse);
 	assert_int_equal(l[1].default_action, MILTER_ACT_TEMPFAIL);
 	assert_int_equal(l[2].default_action, MILTER_ACT_SHUTDOWN);
 	assert_true(l[2].no_header_reply);
@@ -81,6 +84,7 @@ static const char *const bad_lists[] = {
 	"{ inet:127.0.0.1:1, command_timeout=0s }",
 	"{ inet:127.0.0.1:1, command_timeout=10x }",
 	"{ inet:127.0.0.1:1, colour=blue }",
+	"{ inet:127.0.0.1:1, reuse=maybe }",
 	"{ inet:127.0.0.1:1, timeout }",
 	"{ inet:127.0.0.1:1",                /* unclosed group */
 	"inet:127.0.0.1:1 }",                /* stray brace */

@@ -1,7 +1,7 @@
 /*
  * smtpd_data_test.c - DATA ends only on CRLF.CRLF (every smuggling variant
  * is content), dot-unstuffing, bare LF/CR handling, size limit, header
- * scanning; every case also fed one byte at a time.
+ * scanning, header_size_limit; every case also fed one byte at a time.
  */
 #include "tests/unit/unit.h"
 
@@ -143,6 +143,86 @@ static void test_headers(void **state)
 	buf_free(&out);
 }
 
+/* header_size_limit: each logical header is cut at the limit (folds count
+ * one byte), continuation lines past it are dropped whole, the header
+ * block still ends at its empty line, the body is never cut. */
+struct hlimit_case {
+	uint64_t limit;       /* header_size_limit */
+	const char *in;       /* client bytes after 354 */
+	const char *content;  /* stored content */
+	bool truncated;       /* header_truncated expected */
+};
+
+static const struct hlimit_case hlimit_cases[] = {
+	{ 10, "A: 1234567\r\n\r\nbody\r\n.\r\n", "A: 1234567\r\n\r\nbody\r\n", false },
+	{ 10, "A: 12345678\r\n\r\nb\r\n.\r\n", "A: 1234567\r\n\r\nb\r\n", true },
+	/* every header has its own budget */
+	{ 6, "A: 1234\r\nB: 5678\r\n\r\n.\r\n", "A: 123\r\nB: 567\r\n\r\n", true },
+	/* folded: "A: 12" + fold + " 34" = 9 bytes fit in 10; the next fold
+	 * and its first byte do not: that line is dropped, and the one after */
+	{ 10, "A: 12\r\n 34\r\n 56\r\n\t78\r\nB: x\r\n\r\n.\r\n", "A: 12\r\n 34\r\nB: x\r\n\r\n", true },
+	/* a continuation that fits only partly is cut, and never empty */
+	{ 8, "A: 12\r\n 3456\r\n\r\n.\r\n", "A: 12\r\n 3\r\n\r\n", true },
+	/* cut inside the first line: every continuation goes */
+	{ 4, "Subj: long\r\n more\r\n\r\nbody line longer than four\r\n.\r\n",
+	  "Subj\r\n\r\nbody line longer than four\r\n", true },
+	/* bare LF ends lines inside a header too */
+	{ 6, "A: 1234\n 5\nB: 1\r\n\r\n.\r\n", "A: 123\r\nB: 1\r\n\r\n", true },
+	/* a first line that is no header field is the body's: not cut */
+	{ 4, "no header here at all\r\n.\r\n", "no header here at all\r\n", false },
+	/* the obsolete "Name :" form is a header field */
+	{ 6, "Name : value\r\n\r\n.\r\n", "Name :\r\n\r\n", true },
+	/* dot-unstuffing happens before the count */
+	{ 6, "..A: 12345\r\n\r\n.\r\n", ".A: 12\r\n\r\n", true },
+};
+
+static void test_header_limit(void **state)
+{
+	for (size_t i = 0; i < ARRAY_LEN(hlimit_cases); i++) {
+		const struct hlimit_case *c = &hlimit_cases[i];
+		for (size_t chunk = 1; chunk <= 1000; chunk = chunk == 1 ? 3 : chunk * 1000) {
+			struct smtpd_data d;
+			struct buf out;
+			buf_init(&out, 4096);
+			smtpd_data_init(&d, SMTPD_BARE_LF_NORMALIZE, false, 0);
+			smtpd_data_header_limit(&d, c->limit);
+			size_t n = strlen(c->in), off = 0;
+			bool ended = false;
+			while (off < n && !ended) {
+				size_t k = n - off < chunk ? n - off : chunk, used;
+				ended = smtpd_data_feed(&d, c->in + off, k, &out, &used) == SMTPD_DATA_END;
+				off += used;
+			}
+			if (!ended || strcmp(buf_cstr(&out), c->content) != 0)
+				fail_msg("case %zu chunk %zu: ended %d content '%s'", i, chunk, ended,
+					 buf_cstr(&out));
+			assert_int_equal(d.size, out.len);
+			assert_int_equal(d.header_truncated, c->truncated);
+			buf_free(&out);
+		}
+	}
+	/* one 200 KiB header under the default limit: 102400 bytes kept, the
+	 * body intact, memory bounded by what is stored */
+	size_t big = 200 * 1024;
+	char *msg = xmalloc(big + 64);
+	memcpy(msg, "X-Big: ", 7);
+	memset(msg + 7, 'a', big - 7);
+	memcpy(msg + big, "\r\nB: 1\r\n\r\nbody\r\n.\r\n", 20);
+	struct smtpd_data d;
+	struct buf out;
+	size_t used;
+	buf_init(&out, 1 << 20);
+	smtpd_data_init(&d, SMTPD_BARE_LF_NORMALIZE, false, 0);
+	smtpd_data_header_limit(&d, 102400);
+	assert_int_equal(smtpd_data_feed(&d, msg, big + 19, &out, &used), SMTPD_DATA_END);
+	assert_int_equal(out.len, 102400 + strlen("\r\nB: 1\r\n\r\nbody\r\n"));
+	assert_memory_equal(out.data + 102400, "\r\nB: 1\r\n\r\nbody\r\n", 16);
+	assert_true(d.header_truncated);
+	assert_false(d.in_header);
+	buf_free(&out);
+	free(msg);
+}
+
 static void test_bdat_mode(void **state)
 {
 	struct smtpd_data d;
@@ -174,6 +254,7 @@ int main(void)
 		cmocka_unit_test(test_data_table),
 		cmocka_unit_test(test_size_limit),
 		cmocka_unit_test(test_headers),
+		cmocka_unit_test(test_header_limit),
 		cmocka_unit_test(test_bdat_mode),
 		cmocka_unit_test(test_modes),
 	};

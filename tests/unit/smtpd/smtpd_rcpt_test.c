@@ -102,7 +102,7 @@ static void test_rcpt_table(void **state)
 static void test_nets(void **state)
 {
 	size_t n;
-	struct smtpd_net *nets = smtpd_conf_parse_nets("10.0.0.0/8, [2001:db8::]/32 192.0.2.7 bogus 1.2.3.4/33 ::1", &n);
+	struct smtpd_net *nets = smtpd_conf_parse_nets("mynetworks", "10.0.0.0/8, [2001:db8::]/32 192.0.2.7 bogus 1.2.3.4/33 ::1", &n);
 	assert_int_equal(n, 4);
 	static const struct {
 		const char *ip;
