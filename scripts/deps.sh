@@ -23,6 +23,7 @@ TEST_PKGS=(
   opendkim opendkim-tools opendmarc miltertest spfquery publicsuffix openssl  # milter peers; PSL for postern-dmarc
   dnsmasq-base                      # DNS on loopback
   python3-milter                    # scriptable milters in tests
+  clamav-daemon clamav-milter spamd spamass-milter rspamd  # antivirus/antispam milter peers (tests/pylib/milterpeers.py)
   lmdb-utils iproute2 procps psmisc util-linux e2fsprogs
 )
 

@@ -19,7 +19,7 @@ API
     pf.log()                   # the maillog text
     pf.stop()                  # postfix stop; waits until its processes are gone
 
-    milter_ready(port, proc=None)  # wait until a milter on 127.0.0.1:port
+    milter_ready(where, proc=None) # wait until a milter (127.0.0.1 port, or unix path)
                                # answers an option negotiation (milters send
                                # no greeting; a connect() alone proves little)
 
@@ -288,15 +288,19 @@ class Postfix:
             return ""
 
 
-def milter_ready(port, proc=None, timeout=20.0):
-    """Poll until the milter on 127.0.0.1:port answers OPTNEG with 'O'."""
+def milter_ready(where, proc=None, timeout=20.0):
+    """Poll until the milter answers OPTNEG with 'O': where is a port on
+    127.0.0.1 or the path of a unix socket."""
     deadline = time.monotonic() + timeout
     last = None
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError("milter exited with %s" % proc.returncode)
         try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            unix = isinstance(where, str)
+            with socket.socket(socket.AF_UNIX if unix else socket.AF_INET) as s:
+                s.settimeout(5)
+                s.connect(where if unix else ("127.0.0.1", where))
                 s.sendall(struct.pack(">IcIII", 13, b"O", 6, 0x1FF, 0x1FFFFF))
                 hdr = s.recv(5)
                 if len(hdr) == 5 and hdr[4:5] == b"O":
@@ -305,4 +309,4 @@ def milter_ready(port, proc=None, timeout=20.0):
         except OSError as e:
             last = e
         time.sleep(0.05)
-    raise TimeoutError("milter on port %d not ready (%r)" % (port, last))
+    raise TimeoutError("milter on %s not ready (%r)" % (where, last))
