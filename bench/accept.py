@@ -64,11 +64,13 @@ def bench_sink(a):
 LATER = []
 
 
-def bench_postfix(a):
-    from pylib.postfix import Postfix
+def bench_postfix(a, milters=""):
+    """Postfix's accept rate (smtpd_milters = milters when given)."""
+    from pylib.postfix import Postfix, Listener
     w = tempfile.mkdtemp(prefix="bench-postfix-")
     LATER.append(lambda: shutil.rmtree(w, ignore_errors=True))
-    pf = Postfix(w, mailboxes=["alice@example.test"])
+    pf = Postfix(w, listeners=[Listener(milters=milters or None)], mailboxes=["alice@example.test"],
+                 main={"milter_default_action": "tempfail"})
     pf.start()
     try:
         return run_source(pf.port(0), a.messages, a.sessions, a.size, "alice@example.test")
@@ -128,12 +130,16 @@ def postern_cpu(inst):
     return cpu
 
 
-def bench_postern(a, idle_counts):
+def bench_postern(a, idle_counts, milters=""):
+    """Postern's accept rate, idle-session RSS for idle_counts, and CPU per
+    role at the last 250 and once all is delivered."""
     from pylib import util
     util.BIN = os.path.abspath(a.bin)
     from pylib.postern import Postern
-    inst = Postern(main_cf={"smtpd_client_connection_count_limit": "0",
-                            "smtpd_timeout": "3600s"})
+    cf = {"smtpd_client_connection_count_limit": "0", "smtpd_timeout": "3600s"}
+    if milters:
+        cf["smtpd_milters"] = milters
+    inst = Postern(main_cf=cf)
     try:
         inst.start()
         rate = run_source(inst.port, a.messages, a.sessions, a.size, "alice@example.test")

@@ -5,7 +5,7 @@ without milters: smtp-source into the MTA, messages / wall time until the
 last 250. A measurement, not a test.
 
     bench/milter/accept_milters.py [--messages 5000] [--sessions 20] [--size 4096]
-                                   [--bin build-bench/bin]
+                                   [--rounds 3] [--bin build-bench/bin]
 
 Both MTAs use the same three milter processes (one per chain position).
 Build Postern without sanitizers for fair figures:
@@ -15,7 +15,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -23,7 +22,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests"))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
-from accept import run_source  # noqa: E402
+import accept  # noqa: E402
 
 
 def start_milters(bin_dir, n):
@@ -41,31 +40,10 @@ def start_milters(bin_dir, n):
     return procs, ", ".join(eps)
 
 
-def bench_postfix(a, milters):
-    from pylib.postfix import Postfix, Listener
-    with tempfile.TemporaryDirectory(prefix="bench-postfix-") as w:
-        pf = Postfix(w, listeners=[Listener(milters=milters or None)],
-                     mailboxes=["alice@example.test"], main={"milter_default_action": "tempfail"})
-        pf.start()
-        try:
-            return run_source(pf.port(0), a.messages, a.sessions, a.size, "alice@example.test")
-        finally:
-            pf.stop()
-
-
-def bench_postern(a, milters):
-    from pylib import util
-    util.BIN = os.path.abspath(a.bin)
-    from pylib.postern import Postern
-    cf = {"smtpd_client_connection_count_limit": "0", "smtpd_timeout": "3600s"}
-    if milters:
-        cf["smtpd_milters"] = milters
-    inst = Postern(main_cf=cf)
-    try:
-        inst.start()
-        return run_source(inst.port, a.messages, a.sessions, a.size, "alice@example.test")
-    finally:
-        inst.cleanup()
+def rate(who, a, milters):
+    if who == "Postfix":
+        return accept.bench_postfix(a, milters)
+    return accept.bench_postern(a, [], milters)[0]
 
 
 def main():
@@ -73,26 +51,43 @@ def main():
     p.add_argument("--messages", type=int, default=5000)
     p.add_argument("--sessions", type=int, default=20)
     p.add_argument("--size", type=int, default=4096)
+    p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--bin", default=os.path.join(ROOT, "build-bench", "bin"))
     a = p.parse_args()
     procs, chain = start_milters(a.bin, 3)
     try:
-        res = {}
-        for name, fn in (("Postfix", bench_postfix), ("Postern", bench_postern)):
-            for label, m in (("no milters", ""), ("3 milters", chain)):
-                res[(name, label)] = fn(a, m)
-                print("%-8s %-11s: %8.0f msg/s" % (name, label, res[(name, label)]), flush=True)
-        for name in ("Postfix", "Postern"):
-            print("%-8s 3 milters / none : %5.2f" % (name, res[(name, "3 milters")] /
-                                                    res[(name, "no milters")]))
-        print("Postern / Postfix, 3 milters: %5.2fx" % (res[("Postern", "3 milters")] /
-                                                      res[("Postfix", "3 milters")]))
-        print("Postern / Postfix, none     : %5.2fx" % (res[("Postern", "no milters")] /
-                                                      res[("Postfix", "no milters")]))
+        run_all(a, chain)
     finally:
         for pr in procs:
             pr.kill()
             pr.wait()
+        for f in accept.LATER:
+            f()
+
+
+def run_all(a, chain):
+    """Each round measures both MTAs with and without the chain, the order
+    of the MTAs alternating; ratios are medians over the rounds."""
+    res = {}
+    for r in range(a.rounds):
+        order = ("Postfix", "Postern") if r % 2 == 0 else ("Postern", "Postfix")
+        for who in order:
+            for label, m in (("no milters", ""), ("3 milters", chain)):
+                v = rate(who, a, m)
+                res.setdefault((who, label), []).append(v)
+                print("round %d %-8s %-11s: %8.0f msg/s" % (r + 1, who, label, v), flush=True)
+
+    def median(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2]
+
+    def ratio(w1, l1, w2, l2):
+        return median([x / y for x, y in zip(res[(w1, l1)], res[(w2, l2)])])
+    for who in ("Postfix", "Postern"):
+        print("%-8s 3 milters / none : %5.2f" % (who, ratio(who, "3 milters", who, "no milters")))
+    print("Postern / Postfix, 3 milters: %5.2fx (median of %d rounds)"
+          % (ratio("Postern", "3 milters", "Postfix", "3 milters"), a.rounds))
+    print("Postern / Postfix, none     : %5.2fx" % ratio("Postern", "no milters", "Postfix", "no milters"))
 
 
 if __name__ == "__main__":
