@@ -3,6 +3,7 @@ import json
 import os
 import re
 import smtplib
+import subprocess
 
 from tests.pylib import util
 
@@ -89,3 +90,24 @@ def test_queue_listing_and_control(postern_factory):
     assert inst.cli("delete", "ALL").returncode == 0
     util.wait_for(lambda: b"Mail queue is empty" in inst.cli("queue").stdout, 10, "empty")
     assert inst.cli("show", "NOSUCHID0000").returncode != 0
+
+
+def test_shipped_examples_pass_check():
+    """Every configuration under examples/ is one `postern check` accepts
+    as it stands (files it names under /etc may be missing here: only
+    those lookups may warn), and every parameter in it is known."""
+    examples = os.path.join(util.SRC, "examples")
+    dirs = sorted(d for d in os.listdir(examples)
+                  if os.path.exists(os.path.join(examples, d, "main.cf")))
+    assert {"demo", "local-only", "virtual", "milters"} <= set(dirs)
+    for d in dirs:
+        conf = os.path.join(examples, d)
+        r = subprocess.run([os.path.join(util.BIN, "postern"), "-c", conf, "check"],
+                           capture_output=True)
+        err = r.stderr.decode()
+        problems = [line for line in err.splitlines()
+                    if not re.search(r"(No such file or directory|lookups will fail)", line)]
+        assert problems == [], (d, err)
+        assert "unknown parameter" not in err, (d, err)
+        if d != "virtual":  # its tables live in /etc/postern
+            assert r.returncode == 0, (d, err)
