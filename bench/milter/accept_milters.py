@@ -5,7 +5,7 @@ without milters: smtp-source into the MTA, messages / wall time until the
 last 250. A measurement, not a test.
 
     bench/milter/accept_milters.py [--messages 5000] [--sessions 20] [--size 4096]
-                                   [--rounds 3] [--bin build-bench/bin]
+                                   [--rounds 3] [--transport inet|unix] [--bin build-bench/bin]
 
 Both MTAs use the same three milter processes (one per chain position).
 Build Postern without sanitizers for fair figures:
@@ -13,8 +13,10 @@ Build Postern without sanitizers for fair figures:
 """
 import argparse
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
@@ -25,18 +27,25 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import accept  # noqa: E402
 
 
-def start_milters(bin_dir, n):
+def start_milters(bin_dir, n, transport="inet", workdir=None):
+    """n milter-script processes on loopback TCP, or on unix sockets in
+    workdir (mode 0777: both MTAs' smtpd users must reach them)."""
     from pylib.util import free_port
     from pylib.postfix import milter_ready
     script = os.path.normpath(os.path.join(bin_dir, "..", "tests", "milter", "milter-script"))
     procs, eps = [], []
-    for _ in range(n):
-        port = free_port()
-        p = subprocess.Popen([script, "-p", "inet:%d@127.0.0.1" % port],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for i in range(n):
+        if transport == "unix":
+            where = os.path.join(workdir, "m%d.sock" % i)
+            spec, ep = "unix:" + where, "unix:" + where
+        else:
+            where = free_port()
+            spec, ep = "inet:%d@127.0.0.1" % where, "inet:127.0.0.1:%d" % where
+        p = subprocess.Popen([script, "-p", spec], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, preexec_fn=lambda: os.umask(0))
         procs.append(p)
-        milter_ready(port, p)
-        eps.append("inet:127.0.0.1:%d" % port)
+        milter_ready(where, p)
+        eps.append(ep)
     return procs, ", ".join(eps)
 
 
@@ -52,9 +61,14 @@ def main():
     p.add_argument("--sessions", type=int, default=20)
     p.add_argument("--size", type=int, default=4096)
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--transport", choices=("inet", "unix"), default="inet",
+                   help="how both MTAs reach the milters: loopback TCP or unix sockets")
     p.add_argument("--bin", default=os.path.join(ROOT, "build-bench", "bin"))
     a = p.parse_args()
-    procs, chain = start_milters(a.bin, 3)
+    w = tempfile.mkdtemp(prefix="bench-milters-")
+    os.chmod(w, 0o755)
+    accept.LATER.append(lambda: shutil.rmtree(w, ignore_errors=True))
+    procs, chain = start_milters(a.bin, 3, a.transport, w)
     try:
         run_all(a, chain)
     finally:
