@@ -43,7 +43,7 @@ import pytest
 
 from .postfix import Listener, Postfix
 from .postern import Postern
-from .util import free_port, smtp_send, wait_for, wait_for_greeting  # noqa: F401 (smtp_send: API)
+from .util import free_port, maildir_new, smtp_send, wait_for, wait_for_greeting  # noqa: F401 (smtp_send: API)
 
 MTAS = ["postfix", "postern"]
 # A case that needs something only Postfix has; say what in a comment.
@@ -184,14 +184,7 @@ class PosternMTA(_Base):
         return os.path.join(self.inst.mail, self._box(rcpt), "Maildir", "new")
 
     def messages(self, rcpt):
-        d = self._new_dir(rcpt)
-        if not os.path.isdir(d):
-            return []
-        out = []
-        for name in sorted(os.listdir(d), key=lambda n: os.stat(os.path.join(d, n)).st_mtime_ns):
-            with open(os.path.join(d, name), "rb") as f:
-                out.append(f.read())
-        return out
+        return maildir_new(self._new_dir(rcpt))
 
     def send(self, chain, sender, rcpts, raw, client=None, helo="client.test"):
         if client is not None and ":" in client:

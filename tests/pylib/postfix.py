@@ -50,7 +50,7 @@ import struct
 import subprocess
 import time
 
-from pylib.util import free_port, smtp_send, wait_for, wait_for_greeting
+from pylib.util import free_port, maildir_new, smtp_send, wait_for, wait_for_greeting
 
 POSTFIX = "/usr/sbin/postfix"
 
@@ -258,14 +258,7 @@ class Postfix:
         return os.path.join(self.mail, addr.replace("@", "_"), "Maildir")
 
     def messages(self, addr):
-        d = os.path.join(self.maildir(addr), "new")
-        if not os.path.isdir(d):
-            return []
-        out = []
-        for name in sorted(os.listdir(d), key=lambda n: os.stat(os.path.join(d, n)).st_mtime_ns):
-            with open(os.path.join(d, name), "rb") as f:
-                out.append(f.read())
-        return out
+        return maildir_new(os.path.join(self.maildir(addr), "new"))
 
     def wait_messages(self, addr, n=1, timeout=30):
         try:

@@ -114,3 +114,16 @@ def smtp_send(port, sender, rcpts, message, helo="client.test", xclient_addr=Non
             return last
         code, text = s.data(message)
         return code, text.decode(errors="replace")
+
+
+def maildir_new(d):
+    """The messages in a Maildir's new/ directory d (bytes), oldest first
+    (by modification time, then name); [] when d does not exist."""
+    if not os.path.isdir(d):
+        return []
+    names = sorted(os.listdir(d), key=lambda n: (os.stat(os.path.join(d, n)).st_mtime_ns, n))
+    out = []
+    for name in names:
+        with open(os.path.join(d, name), "rb") as f:
+            out.append(f.read())
+    return out
