@@ -20,6 +20,7 @@
 
 #include "delivery/lda_maildir.h"
 #include "delivery/lda_quota.h"
+#include "lib/fileio.h"
 #include "lib/common.h"
 
 /* Parse an unsigned decimal at *p (advancing it); false on no digit or overflow. */
@@ -147,16 +148,12 @@ void lda_quota_format_limit(const struct lda_quota_limit *lim, char *out, size_t
 }
 
 /* Add the messages of one new/ or cur/ directory to use. */
-static void lda_quota_scan_dir(int dirfd, const char *name, struct lda_quota_usage *use)
+static void lda_quota_scan_dir(int parent, const char *name, struct lda_quota_usage *use)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
+	DIR *d = file_opendir_at(parent, name, O_NOFOLLOW);
+	if (d == NULL)
 		return;
-	DIR *d = fdopendir(fd);
-	if (d == NULL) {
-		close(fd);
-		return;
-	}
+	int fd = dirfd(d);
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] == '.')
@@ -180,14 +177,10 @@ static void lda_quota_scan(int rootfd, struct lda_quota_usage *use)
 	memset(use, 0, sizeof(*use));
 	lda_quota_scan_dir(rootfd, "new", use);
 	lda_quota_scan_dir(rootfd, "cur", use);
-	int fd = openat(rootfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
+	DIR *d = file_opendir_at(rootfd, ".", 0);
+	if (d == NULL)
 		return;
-	DIR *d = fdopendir(fd);
-	if (d == NULL) {
-		close(fd);
-		return;
-	}
+	int fd = dirfd(d);
 	struct dirent *e;
 	while ((e = readdir(d)) != NULL) {
 		if (e->d_name[0] != '.' || strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)

@@ -60,3 +60,17 @@ int file_write_all(int fd, const void *p, size_t n)
 	}
 	return 0;
 }
+
+DIR *file_opendir_at(int dirfd, const char *name, int oflags)
+{
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC | oflags);
+	if (fd < 0)
+		return NULL;
+	DIR *d = fdopendir(fd);
+	if (d == NULL) {
+		int e = errno;
+		close(fd);
+		errno = e;
+	}
+	return d;
+}

@@ -8,6 +8,8 @@
 #ifndef POSTERN_FILEIO_H
 #define POSTERN_FILEIO_H
 
+#include <dirent.h>
+
 #include "lib/buf.h"
 
 /*
@@ -19,6 +21,12 @@
  * Blocks on the file read only.
  */
 int file_read_all(int dirfd, const char *path, int oflags, size_t max, struct buf *out);
+
+/* opendir() for the directory name relative to dirfd ("." for dirfd
+ * itself), opened read-only with O_DIRECTORY | O_CLOEXEC | oflags
+ * (O_NOFOLLOW to refuse a symlink). Returns the stream (closedir() it), or
+ * NULL with errno; no descriptor is left open then. */
+DIR *file_opendir_at(int dirfd, const char *name, int oflags);
 
 /* write() all n bytes of p to fd, retrying short writes and EINTR.
  * Returns 0, or -1 with errno. Blocks as the descriptor does. */

@@ -22,6 +22,7 @@
 #include "mta/queue/queue_int.h"
 #include "lib/ipc.h"
 #include "lib/log.h"
+#include "lib/fileio.h"
 #include "lib/common.h"
 
 #define QUEUE_CTL_CONN_MAX 64
@@ -72,13 +73,9 @@ static size_t ctl_all(struct queue *q, ctl_op_fn *op, const enum queue_dir *dirs
 	size_t n = 0, cap = 0, done = 0;
 	char (*ids)[QFILE_ID_LEN + 1] = NULL;
 	for (size_t k = 0; k < ndirs; k++) {
-		int fd = openat(q->dfd[dirs[k]], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-		DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
-		if (d == NULL) {
-			if (fd >= 0)
-				close(fd);
+		DIR *d = file_opendir_at(q->dfd[dirs[k]], ".", 0);
+		if (d == NULL)
 			continue;
-		}
 		struct dirent *e;
 		while ((e = readdir(d)) != NULL) {
 			if (!qfile_id_valid(e->d_name))

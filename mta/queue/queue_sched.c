@@ -44,6 +44,7 @@
 #include "mta/queue/queue_policy.h"
 #include "mta/ipc/ipc_proto.h"
 #include "lib/log.h"
+#include "lib/fileio.h"
 #include "lib/common.h"
 
 struct sched_run {
@@ -738,11 +739,8 @@ static int sched_id_cmp(const void *a, const void *b)
 
 static void scan_dir(struct queue *q, enum queue_dir d, bool due_only, bool force)
 {
-	int fd = openat(q->dfd[d], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *dir = file_opendir_at(q->dfd[d], ".", 0);
 	if (dir == NULL) {
-		if (fd >= 0)
-			close(fd);
 		log_warning("cannot scan %s/: %s", queue_dir_name(d), strerror(errno));
 		return;
 	}

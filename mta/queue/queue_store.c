@@ -773,11 +773,8 @@ int queue_store_load(struct queue *q, enum queue_dir dir, const char *qid, struc
 static void store_each(struct queue *q, enum queue_dir d, void (*fn)(struct queue *, enum queue_dir,
 								     const char *))
 {
-	int fd = openat(q->dfd[d], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	DIR *dir = fd >= 0 ? fdopendir(fd) : NULL;
+	DIR *dir = file_opendir_at(q->dfd[d], ".", 0);
 	if (dir == NULL) {
-		if (fd >= 0)
-			close(fd);
 		log_warning("cannot scan %s/: %s", queue_dir_name(d), strerror(errno));
 		return;
 	}

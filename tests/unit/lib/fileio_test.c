@@ -51,6 +51,43 @@ static void test_read_limits_and_types(void **state)
 	free(l);
 }
 
+static void test_opendir_at(void **state)
+{
+	char dir[] = "/tmp/fileio_test.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char *sub = xasprintf("%s/sub", dir), *f = xasprintf("%s/f", dir),
+	     *l = xasprintf("%s/l", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	int fd = open(f, O_CREAT | O_WRONLY, 0600);
+	assert_true(fd >= 0);
+	close(fd);
+	assert_int_equal(symlink("sub", l), 0);
+	int root = open(dir, O_RDONLY | O_DIRECTORY);
+	DIR *d = file_opendir_at(root, "sub", O_NOFOLLOW);
+	assert_non_null(d);
+	closedir(d);
+	d = file_opendir_at(root, "l", 0); /* followed when allowed */
+	assert_non_null(d);
+	closedir(d);
+	errno = 0;
+	assert_null(file_opendir_at(root, "l", O_NOFOLLOW));
+	assert_true(errno == ELOOP || errno == ENOTDIR);
+	errno = 0;
+	assert_null(file_opendir_at(root, "f", 0));
+	assert_int_equal(errno, ENOTDIR);
+	errno = 0;
+	assert_null(file_opendir_at(root, "missing", 0));
+	assert_int_equal(errno, ENOENT);
+	close(root);
+	unlink(l);
+	unlink(f);
+	rmdir(sub);
+	rmdir(dir);
+	free(sub);
+	free(f);
+	free(l);
+}
+
 static void test_write_all(void **state)
 {
 	char path[] = "/tmp/fileio_test_w.XXXXXX";
@@ -77,6 +114,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_read_limits_and_types),
 		cmocka_unit_test(test_write_all),
+		cmocka_unit_test(test_opendir_at),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
