@@ -203,22 +203,8 @@ int milter_proto_frame(const void *p, size_t n, size_t max, size_t *total_r,
 	return n >= *total_r ? 1 : 0;
 }
 
-int milter_proto_put(struct buf *out, char cmd, const void *data, size_t len)
-{
-	unsigned char hdr[5];
-	size_t total;
-	if (!size_add(len, 1, &total) || total > UINT32_MAX || out->len > out->max ||
-	    total + MILTER_LEN_BYTES > out->max - out->len)
-		return -1;
-	milter_put32(hdr, (uint32_t)total);
-	hdr[4] = (unsigned char)cmd;
-	CHECK(buf_append(out, hdr, sizeof(hdr)) == 0);
-	if (len > 0)
-		CHECK(buf_append(out, data, len) == 0);
-	return 0;
-}
-
-/* Append the packet head for len data bytes; the caller then appends them. */
+/* Append the packet head for len data bytes, checking that the whole
+ * packet fits out; the caller then appends the data. */
 static int milter_put_head(struct buf *out, char cmd, size_t len)
 {
 	unsigned char hdr[5];
@@ -229,6 +215,15 @@ static int milter_put_head(struct buf *out, char cmd, size_t len)
 	milter_put32(hdr, (uint32_t)total);
 	hdr[4] = (unsigned char)cmd;
 	CHECK(buf_append(out, hdr, sizeof(hdr)) == 0);
+	return 0;
+}
+
+int milter_proto_put(struct buf *out, char cmd, const void *data, size_t len)
+{
+	if (milter_put_head(out, cmd, len) < 0)
+		return -1;
+	if (len > 0)
+		CHECK(buf_append(out, data, len) == 0);
 	return 0;
 }
 
