@@ -29,12 +29,17 @@ static const char *master_child_name(enum master_child_kind k)
 	return k == MASTER_CHILD_QUEUE ? "postern-queue" : "postern-smtpd";
 }
 
-void master_child_drop_privileges(const struct master *m)
+void master_child_become(const struct master *m, uid_t uid, gid_t gid)
 {
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	signal(SIGPIPE, SIG_DFL);
 	if (!m->root)
 		return;
-	if (setgroups(0, NULL) < 0 || setgid(m->owner_gid) < 0 || setuid(m->owner_uid) < 0) {
-		log_error("cannot drop privileges to %s: %s", m->cfg->mail_owner, strerror(errno));
+	if (setgroups(1, &gid) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
+		log_error("cannot switch to uid %lu gid %lu: %s", (unsigned long)uid,
+			  (unsigned long)gid, strerror(errno));
 		_exit(75);
 	}
 	if (setuid(0) == 0) {
@@ -87,11 +92,7 @@ static pid_t master_child_exec(struct master *m, const char *prog, char **argv, 
 	if (pid > 0)
 		return pid;
 	/* child */
-	sigset_t none;
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	signal(SIGPIPE, SIG_DFL);
-	master_child_drop_privileges(m);
+	master_child_become(m, m->owner_uid, m->owner_gid);
 	master_child_place_fds(fds, nfds);
 	execve(prog, argv, envp);
 	/* no logging here: the log descriptor may now be one of the placed

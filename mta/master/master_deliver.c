@@ -272,12 +272,7 @@ void master_deliver_request(struct master *m, struct ipc_msg *msg)
 	}
 	pid_t pid = fork();
 	if (pid == 0) {
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
-		if (m->root && (setgroups(1, &(gid_t){ gid }) < 0 || setgid(gid) < 0 || setuid(uid) < 0))
-			_exit(75);
+		master_child_become(m, uid, gid);
 		if (dup2(msg->fd, 0) < 0 || dup2(pipefd[1], 1) < 0 || dup2(pipefd[1], 2) < 0)
 			_exit(71);
 		close_range(3, ~0U, 0);

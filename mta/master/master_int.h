@@ -71,8 +71,10 @@ bool master_child_reaped(struct master *m, pid_t pid, int status);
 void master_child_signal(struct master *m, int kind, int sig);
 /* Number of children still running (of the kind, or all when kind < 0). */
 size_t master_child_count(const struct master *m, int kind);
-/* Drop privileges to mail_owner in a forked child (no-op unless root). */
-void master_child_drop_privileges(const struct master *m);
+/* In a forked child: empty signal mask, SIGPIPE default, then (only when
+ * master runs as root) uid and gid with gid as the only group; _exit(75)
+ * with a log line when the switch fails or could be undone. */
+void master_child_become(const struct master *m, uid_t uid, gid_t gid);
 /* Restart children whose throttle delay passed. */
 void master_child_restart_due(struct master *m);
 

@@ -125,14 +125,9 @@ static struct master_ldaw *master_ldaw_spawn(struct master *m, uid_t uid, gid_t 
 	char *envp[] = { "PATH=/usr/bin:/bin", NULL };
 	pid_t pid = fork();
 	if (pid == 0) {
-		sigset_t none;
-		sigemptyset(&none);
-		sigprocmask(SIG_SETMASK, &none, NULL);
-		signal(SIGPIPE, SIG_DFL);
 		/* its own process group: a time limit kills the delivery too */
 		setpgid(0, 0);
-		if (m->root && (setgroups(1, &(gid_t){ gid }) < 0 || setgid(gid) < 0 || setuid(uid) < 0))
-			_exit(75);
+		master_child_become(m, uid, gid);
 		int null = open("/dev/null", O_RDWR);
 		if (null < 0 || dup2(sv[1], 0) < 0 || dup2(null, 1) < 0 || dup2(null, 2) < 0)
 			_exit(71);
