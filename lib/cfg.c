@@ -23,6 +23,7 @@
 #include "lib/log.h"
 #include "lib/table.h"
 #include "lib/table_int.h"
+#include "lib/fileio.h"
 #include "lib/common.h"
 
 #define CFG_LINE_MAX (1024 * 1024)
@@ -682,7 +683,7 @@ static char *cfg_first_line_of(const char *path)
 {
 	char *data;
 	size_t len;
-	if (cfg_read_file(path, 4096, &data, &len) < 0)
+	if (file_read_text(path, 4096, &data, &len) < 0)
 		return NULL;
 	size_t n = strcspn(data, "\r\n");
 	while (n > 0 && isspace((unsigned char)data[n - 1]))
@@ -840,7 +841,7 @@ struct cfg *cfg_load(const char *confdir, const char **error_r)
 	char *path = xasprintf("%s/main.cf", confdir);
 	char *data;
 	size_t len;
-	if (cfg_read_file(path, CFG_FILE_MAX, &data, &len) < 0) {
+	if (file_read_text(path, CFG_FILE_MAX, &data, &len) < 0) {
 		*error_r = cfg_error_set("%s: %s", path, strerror(errno));
 		free(path);
 		return NULL;
@@ -1035,7 +1036,7 @@ int cfg_check(const char *confdir, struct buf *report)
 	struct cfg *cfg = NULL;
 	char *data;
 	size_t len;
-	if (cfg_read_file(path, CFG_FILE_MAX, &data, &len) < 0) {
+	if (file_read_text(path, CFG_FILE_MAX, &data, &len) < 0) {
 		cfg_report_add(&r, 0, false, "%s", strerror(errno));
 	} else {
 		cfg = cfg_new_empty(confdir, path);
@@ -1052,7 +1053,7 @@ int cfg_check(const char *confdir, struct buf *report)
 	free(path);
 	path = xasprintf("%s/master.cf", confdir);
 	struct cfg_report m = { &tmp, path, 0, "" };
-	if (cfg_read_file(path, CFG_FILE_MAX, &data, &len) < 0) {
+	if (file_read_text(path, CFG_FILE_MAX, &data, &len) < 0) {
 		if (errno != ENOENT)
 			cfg_report_add(&m, 0, false, "%s", strerror(errno));
 	} else {

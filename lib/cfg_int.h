@@ -65,9 +65,6 @@ struct cfg_report {
 void cfg_report_add(struct cfg_report *r, int line, bool warning, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
-/* Read a whole file (at most max bytes) into an owned buffer. 0, or -1 with
- * errno (EFBIG when larger than max). */
-int cfg_read_file(const char *path, size_t max, char **data_r, size_t *len_r);
 
 /* Split text into logical lines Postfix-style: callback per logical line
  * with the line number where it starts; comment and blank lines skipped,

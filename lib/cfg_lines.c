@@ -1,23 +1,18 @@
 /*
- * cfg_lines.c - what main.cf and master.cf parsing share: reading a file,
- * splitting it into Postfix logical lines, and collecting problems.
+ * cfg_lines.c - what main.cf and master.cf parsing share: their logical
+ * lines (lib/lines.h, shared with the table files) and collecting problems.
  *
- * Purpose: turn file bytes into logical lines (continuations joined, comments
- * skipped) and problems into "FILE:LINE: text" reports.
+ * Purpose: turn problems into "FILE:LINE: text" reports; every problem of a
+ * file is reported, reading goes on.
  * Owns: nothing beyond each call.
- * Never: trusts the bytes (NUL bytes and over-long lines are reported, not
- * passed on), follows a non-regular file.
+ * Never: passes on a line with a NUL byte or over the limit.
  * Limits: the caller's file and line maxima.
  * Tests: tests/unit/lib/cfg_test.c, tests/fuzz/cfg_fuzz.c.
  */
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include "lib/buf.h"
 #include "lib/cfg_int.h"
 #include "lib/log.h"
-#include "lib/fileio.h"
+#include "lib/lines.h"
 #include "lib/common.h"
 
 /* ---- problem reports ---- */
@@ -58,80 +53,36 @@ void cfg_report_add(struct cfg_report *r, int line, bool warning, const char *fm
 
 /* ---- reading ---- */
 
-int cfg_read_file(const char *path, size_t max, char **data_r, size_t *len_r)
+struct cfg_lines_ctx {
+	struct cfg_report *r;
+	size_t line_max;
+	void (*fn)(void *ctx, const char *line, size_t len, int lineno);
+	void *ctx;
+};
+
+static int cfg_lines_line(void *ctx, const char *line, size_t len, int lineno)
 {
-	struct buf b;
-	if (file_read_all(AT_FDCWD, path, 0, max, &b) < 0)
-		return -1;
-	*len_r = b.len;
-	*data_r = b.data ? b.data : xstrdup("");
+	struct cfg_lines_ctx *c = ctx;
+	c->fn(c->ctx, line, len, lineno);
+	return 0;
+}
+
+/* every problem is reported and reading goes on */
+static int cfg_lines_problem(void *ctx, enum lines_problem p, int lineno)
+{
+	struct cfg_lines_ctx *c = ctx;
+	if (p == LINES_TOO_LONG)
+		cfg_report_add(c->r, lineno, false, "%s %zu bytes", lines_problem_text(p), c->line_max);
+	else
+		cfg_report_add(c->r, lineno, false, "%s", lines_problem_text(p));
 	return 0;
 }
 
 void cfg_logical_lines(const char *text, size_t len, struct cfg_report *r, size_t line_max,
 		       void (*fn)(void *ctx, const char *line, size_t len, int lineno), void *ctx)
 {
-	struct buf cur;
-	buf_init(&cur, line_max);
-	int cur_line = 0;     /* 0: no logical line open */
-	bool cur_bad = false; /* the open logical line already got an error */
-	int lineno = 0;
-	size_t i = 0;
-	while (i < len) {
-		lineno++;
-		const char *nl = memchr(text + i, '\n', len - i);
-		size_t end = nl ? (size_t)(nl - text) : len;
-		const char *l = text + i;
-		size_t ll = end - i;
-		i = nl ? end + 1 : len;
-		if (ll > 0 && l[ll - 1] == '\r')
-			ll--; /* tolerate CRLF files */
-		size_t lead = 0;
-		while (lead < ll && (l[lead] == ' ' || l[lead] == '\t'))
-			lead++;
-		if (lead < ll && l[lead] == '#')
-			continue; /* comments never end a logical line */
-		if (lead == ll) {
-			/* blank line ends the logical line */
-			if (cur_line && !cur_bad)
-				fn(ctx, cur.data ? cur.data : "", cur.len, cur_line);
-			cur_line = 0;
-			buf_reset(&cur);
-			continue;
-		}
-		bool bad = memchr(l, 0, ll) != NULL;
-		if (lead > 0) {
-			if (cur_line == 0) {
-				cfg_report_add(r, lineno, false,
-					       "line starts with whitespace but continues nothing");
-				continue;
-			}
-			if (bad && !cur_bad) {
-				cfg_report_add(r, lineno, false, "NUL byte in line");
-				cur_bad = true;
-			}
-			if (!cur_bad && (buf_putc(&cur, ' ') < 0 || buf_append(&cur, l + lead, ll - lead) < 0)) {
-				cfg_report_add(r, cur_line, false, "logical line longer than %zu bytes",
-					       line_max);
-				cur_bad = true;
-			}
-			continue;
-		}
-		if (cur_line && !cur_bad)
-			fn(ctx, cur.data ? cur.data : "", cur.len, cur_line);
-		buf_reset(&cur);
-		cur_line = lineno;
-		cur_bad = false;
-		if (bad) {
-			cfg_report_add(r, lineno, false, "NUL byte in line");
-			cur_bad = true;
-		} else if (buf_append(&cur, l, ll) < 0) {
-			cfg_report_add(r, lineno, false, "logical line longer than %zu bytes", line_max);
-			cur_bad = true;
-		}
-	}
-	if (cur_line && !cur_bad)
-		fn(ctx, cur.data ? cur.data : "", cur.len, cur_line);
-	buf_free(&cur);
+	static const struct lines_ops ops = { cfg_lines_line, cfg_lines_problem };
+	struct cfg_lines_ctx c = { r, line_max, fn, ctx };
+	(void)lines_logical(text, len, line_max, &ops, &c);
 }
 

@@ -15,6 +15,7 @@
 #include "lib/cfg.h"
 #include "lib/cfg_int.h"
 #include "lib/log.h"
+#include "lib/fileio.h"
 #include "lib/common.h"
 
 #define MASTER_LINE_MAX (64 * 1024)
@@ -414,7 +415,7 @@ int cfg_master_load(const char *confdir, struct cfg_service **services_r, size_t
 	char *path = xasprintf("%s/master.cf", confdir);
 	char *data;
 	size_t len;
-	if (cfg_read_file(path, MASTER_FILE_MAX, &data, &len) < 0) {
+	if (file_read_text(path, MASTER_FILE_MAX, &data, &len) < 0) {
 		if (errno != ENOENT) {
 			*error_r = cfg_error_set("%s: %s", path, strerror(errno));
 			free(path);

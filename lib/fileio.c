@@ -74,3 +74,13 @@ DIR *file_opendir_at(int dirfd, const char *name, int oflags)
 	}
 	return d;
 }
+
+int file_read_text(const char *path, size_t max, char **data_r, size_t *len_r)
+{
+	struct buf b;
+	if (file_read_all(AT_FDCWD, path, 0, max, &b) < 0)
+		return -1;
+	*len_r = b.len;
+	*data_r = b.data ? b.data : xstrdup("");
+	return 0;
+}

@@ -22,6 +22,11 @@
  */
 int file_read_all(int dirfd, const char *path, int oflags, size_t max, struct buf *out);
 
+/* A whole text file (path, at most max bytes) as an owned NUL-terminated
+ * string (*data_r; "" for an empty file) and its length. 0, or -1 with
+ * errno as file_read_all (EFBIG when larger than max). */
+int file_read_text(const char *path, size_t max, char **data_r, size_t *len_r);
+
 /* opendir() for the directory name relative to dirfd ("." for dirfd
  * itself), opened read-only with O_DIRECTORY | O_CLOEXEC | oflags
  * (O_NOFOLLOW to refuse a symlink). Returns the stream (closedir() it), or

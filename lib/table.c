@@ -16,6 +16,7 @@
 
 #include "lib/buf.h"
 #include "lib/log.h"
+#include "lib/lines.h"
 #include "lib/table.h"
 #include "lib/table_int.h"
 #include "lib/fileio.h"
@@ -42,94 +43,45 @@ char *table_fold(const char *s)
 	return r;
 }
 
-int table_read_file(const char *path, char **data_r, size_t *len_r)
+struct table_lines_ctx {
+	const char *path;
+	int (*fn)(void *ctx, char *line, int lineno, const char **error_r);
+	void *ctx;
+	const char **error_r;
+};
+
+/* One logical line, trailing whitespace cut, as a string the callback may
+ * change. */
+static int table_lines_line(void *ctx, const char *line, size_t len, int lineno)
 {
-	struct buf b;
-	if (file_read_all(AT_FDCWD, path, 0, TABLE_FILE_MAX, &b) < 0)
-		return -1;
-	*len_r = b.len;
-	*data_r = b.data ? b.data : xstrdup("");
-	return 0;
+	struct table_lines_ctx *c = ctx;
+	while (len > 0 && isspace((unsigned char)line[len - 1]))
+		len--;
+	char *copy = xmemdup(line, len);
+	int rc = c->fn(c->ctx, copy, lineno, c->error_r);
+	free(copy);
+	return rc;
 }
 
-static int table_lines_flush(struct buf *cur, int cur_line,
-			     int (*fn)(void *, char *, int, const char **), void *ctx,
-			     const char **error_r)
+/* the first problem ends the table */
+static int table_lines_problem(void *ctx, enum lines_problem p, int lineno)
 {
-	if (cur_line == 0)
-		return 0;
-	size_t n = cur->len;
-	while (n > 0 && isspace((unsigned char)cur->data[n - 1]))
-		n--;
-	buf_truncate(cur, n);
-	char *line = xmemdup(cur->data ? cur->data : "", cur->len);
-	int rc = fn(ctx, line, cur_line, error_r);
-	free(line);
-	return rc;
+	struct table_lines_ctx *c = ctx;
+	if (p == LINES_TOO_LONG)
+		*c->error_r = table_error_set("%s:%d: %s %d bytes", c->path, lineno,
+					      lines_problem_text(p), TABLE_LINE_MAX);
+	else
+		*c->error_r = table_error_set("%s:%d: %s", c->path, lineno, lines_problem_text(p));
+	return -1;
 }
 
 int table_lines(const char *path, const char *text, size_t len,
 		int (*fn)(void *ctx, char *line, int lineno, const char **error_r), void *ctx,
 		const char **error_r)
 {
-	struct buf cur;
-	buf_init(&cur, TABLE_LINE_MAX);
-	int cur_line = 0, lineno = 0, rc = 0;
-	size_t i = 0;
-	while (i < len) {
-		lineno++;
-		const char *nl = memchr(text + i, '\n', len - i);
-		size_t end = nl ? (size_t)(nl - text) : len;
-		const char *l = text + i;
-		size_t ll = end - i;
-		i = nl ? end + 1 : len;
-		if (memchr(l, 0, ll) != NULL) {
-			*error_r = table_error_set("%s:%d: NUL byte in line", path, lineno);
-			rc = -1;
-			break;
-		}
-		size_t lead = 0;
-		while (lead < ll && isspace((unsigned char)l[lead]))
-			lead++;
-		if (lead < ll && l[lead] == '#')
-			continue;
-		if (lead == ll) {
-			if ((rc = table_lines_flush(&cur, cur_line, fn, ctx, error_r)) < 0)
-				break;
-			cur_line = 0;
-			buf_reset(&cur);
-			continue;
-		}
-		if (lead > 0) {
-			if (cur_line == 0) {
-				*error_r = table_error_set("%s:%d: line starts with whitespace but continues nothing",
-							   path, lineno);
-				rc = -1;
-				break;
-			}
-			if (buf_putc(&cur, ' ') < 0 || buf_append(&cur, l + lead, ll - lead) < 0) {
-				*error_r = table_error_set("%s:%d: logical line longer than %d bytes", path,
-							   cur_line, TABLE_LINE_MAX);
-				rc = -1;
-				break;
-			}
-			continue;
-		}
-		if ((rc = table_lines_flush(&cur, cur_line, fn, ctx, error_r)) < 0)
-			break;
-		buf_reset(&cur);
-		cur_line = lineno;
-		if (buf_append(&cur, l, ll) < 0) {
-			*error_r = table_error_set("%s:%d: logical line longer than %d bytes", path, lineno,
-						   TABLE_LINE_MAX);
-			rc = -1;
-			break;
-		}
-	}
-	if (rc == 0)
-		rc = table_lines_flush(&cur, cur_line, fn, ctx, error_r);
-	buf_free(&cur);
-	return rc;
+	static const struct lines_ops ops = { table_lines_line, table_lines_problem };
+	struct table_lines_ctx c = { path, fn, ctx, error_r };
+	return lines_logical(text, len, TABLE_LINE_MAX, &ops, &c) < 0 ? -1 : 0;
 }
 
 /* ---- in-memory key/value store ---- */

@@ -15,6 +15,7 @@
 
 #include "lib/table.h"
 #include "lib/table_int.h"
+#include "lib/fileio.h"
 #include "lib/common.h"
 
 #define CIDR_NEST_MAX 100
@@ -208,7 +209,7 @@ static int cidr_open(struct table *t, const char *name, const char **error_r)
 {
 	char *data;
 	size_t len;
-	if (table_read_file(name, &data, &len) < 0) {
+	if (file_read_text(name, TABLE_FILE_MAX, &data, &len) < 0) {
 		*error_r = table_error_set("%s: %s", *name ? name : "(empty file name)", strerror(errno));
 		return -1;
 	}

@@ -45,9 +45,6 @@ const char *table_error_set(const char *fmt, ...) __attribute__((format(printf, 
 /* Owned lowercase copy. */
 char *table_fold(const char *s);
 
-/* Read a whole file (NUL-terminated copy; may contain NULs). 0 or -1 with errno. */
-int table_read_file(const char *path, char **data_r, size_t *len_r);
-
 /*
  * Walk the logical lines of a table file: '#' lines (first non-blank) and
  * blank lines are skipped, a line starting with whitespace continues the

@@ -14,6 +14,7 @@
 #include "lib/buf.h"
 #include "lib/table.h"
 #include "lib/table_int.h"
+#include "lib/fileio.h"
 #include "lib/common.h"
 
 #define PATTERN_NEST_MAX 100
@@ -209,7 +210,7 @@ void *table_pattern_open(const char *path, const struct table_pattern_ops *ops, 
 		*error_r = table_error_set("missing file name");
 		return NULL;
 	}
-	if (table_read_file(path, &data, &len) < 0) {
+	if (file_read_text(path, TABLE_FILE_MAX, &data, &len) < 0) {
 		*error_r = table_error_set("%s: %s", path, strerror(errno));
 		return NULL;
 	}

@@ -14,6 +14,7 @@
 #include "lib/log.h"
 #include "lib/table.h"
 #include "lib/table_int.h"
+#include "lib/fileio.h"
 #include "lib/common.h"
 
 struct text_ctx {
@@ -47,7 +48,7 @@ static int text_load_with(const char *path, struct table_kv *kv,
 {
 	char *data;
 	size_t len;
-	if (table_read_file(path, &data, &len) < 0) {
+	if (file_read_text(path, TABLE_FILE_MAX, &data, &len) < 0) {
 		*error_r = table_error_set("%s: %s", path, strerror(errno));
 		return -1;
 	}
