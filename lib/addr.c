@@ -80,6 +80,22 @@ static size_t addr_utf8_seq(const char *p, size_t n)
 	return len;
 }
 
+/* A non-ASCII byte at p (n bytes left) in a part named where: the length of
+ * its UTF-8 sequence, or 0 with *error_r when SMTPUTF8 was not declared or
+ * the sequence is malformed. */
+static size_t addr_take_utf8(const char *p, size_t n, unsigned opts, const char *malformed,
+			     const char **error_r)
+{
+	if (!(opts & ADDR_O_SMTPUTF8)) {
+		*error_r = addr_err_utf8;
+		return 0;
+	}
+	size_t k = addr_utf8_seq(p, n);
+	if (k == 0)
+		*error_r = malformed;
+	return k;
+}
+
 /* Domain: dot-separated labels of letters, digits, '-' (not first or last),
  * '_' tolerated (found in the wild); UTF-8 labels with SMTPUTF8. Sets
  * *utf8 when non-ASCII was seen. */
@@ -112,15 +128,9 @@ static int addr_check_domain(const char *p, size_t n, unsigned opts, bool *utf8,
 			continue;
 		}
 		if (c >= 0x80) {
-			if (!(opts & ADDR_O_SMTPUTF8)) {
-				*error_r = addr_err_utf8;
+			size_t k = addr_take_utf8(p + i, n - i, opts, "malformed UTF-8 in domain", error_r);
+			if (k == 0)
 				return -1;
-			}
-			size_t k = addr_utf8_seq(p + i, n - i);
-			if (k == 0) {
-				*error_r = "malformed UTF-8 in domain";
-				return -1;
-			}
 			*utf8 = true;
 			label += k;
 			i += k - 1;
@@ -180,15 +190,10 @@ static int addr_scan_local(const char *p, size_t n, unsigned opts, size_t *used,
 				}
 				c = (unsigned char)p[++i];
 			} else if (c >= 0x80) {
-				if (!(opts & ADDR_O_SMTPUTF8)) {
-					*error_r = addr_err_utf8;
+				size_t k = addr_take_utf8(p + i, n - i, opts, "malformed UTF-8 in local part",
+							  error_r);
+				if (k == 0)
 					return -1;
-				}
-				size_t k = addr_utf8_seq(p + i, n - i);
-				if (k == 0) {
-					*error_r = "malformed UTF-8 in local part";
-					return -1;
-				}
 				*flags |= ADDR_F_UTF8;
 				i += k - 1;
 				continue;
@@ -222,15 +227,10 @@ static int addr_scan_local(const char *p, size_t n, unsigned opts, size_t *used,
 			continue;
 		}
 		if (c >= 0x80) {
-			if (!(opts & ADDR_O_SMTPUTF8)) {
-				*error_r = addr_err_utf8;
+			size_t k = addr_take_utf8(p + i, n - i, opts, "malformed UTF-8 in local part",
+						  error_r);
+			if (k == 0)
 				return -1;
-			}
-			size_t k = addr_utf8_seq(p + i, n - i);
-			if (k == 0) {
-				*error_r = "malformed UTF-8 in local part";
-				return -1;
-			}
 			*flags |= ADDR_F_UTF8;
 			i += k - 1;
 			atom_start = false;
