@@ -15,6 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "milter"))
 
 from milterlib import ScriptMilter, drive, free_port, stop, wait_listening  # noqa: E402
 from tests.pylib.dnsmasq import Dnsmasq  # noqa: E402
+from tests.pylib.milterpeers import dkim_key  # noqa: E402
 
 PLAIN = (b"From: Alice <alice@d.test>\r\n"
          b"To: Bob <bob@example.org>\r\n"
@@ -56,17 +57,11 @@ def env():
     e.procs = []
     e.dns = None
     try:
-        keys = os.path.join(e.w, "keys")
-        os.makedirs(keys)
-        subprocess.run(["opendkim-genkey", "-b", "2048", "-d", "d.test", "-s", "sel", "-D", keys],
-                       check=True, capture_output=True)
-        with open(os.path.join(keys, "sel.txt")) as f:
-            record = "".join(re.findall(r'"([^"]*)"', f.read()))
+        e.keyfile, record = dkim_key(os.path.join(e.w, "keys"))
         assert "p=" in record
         e.dns = Dnsmasq(os.path.join(e.w, "dns"), txt={"sel._domainkey.d.test": [record]}).start()
         e.unbound = write(os.path.join(e.w, "unbound.conf"),
                           'server:\n  local-zone: "test." nodefault\n')
-        e.keyfile = os.path.join(keys, "sel.private")
         e.sign = start_opendkim(e, "sign", "Mode s\nDomain d.test\nSelector sel\nKeyFile %s\n"
                                 "InternalHosts 192.0.2.1\n" % e.keyfile)
         e.verify = start_opendkim(e, "verify", "Mode v\nAuthservID verify.test\n"

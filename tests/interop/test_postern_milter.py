@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from milterlib import ScriptMilter, stop  # noqa: E402
 from test_milter_real import Env, opendkim_verify, start_opendkim, write  # noqa: E402
 from tests.pylib.dnsmasq import Dnsmasq  # noqa: E402
-import subprocess  # noqa: E402
+from tests.pylib.milterpeers import dkim_key  # noqa: E402
 
 MSG = (b"From: Alice <alice@d.test>\r\n"
        b"To: alice@example.test\r\n"
@@ -54,16 +54,10 @@ def env():
     e.procs = []
     e.dns = None
     try:
-        keys = os.path.join(e.w, "keys")
-        os.makedirs(keys)
-        subprocess.run(["opendkim-genkey", "-b", "2048", "-d", "d.test", "-s", "sel", "-D", keys],
-                       check=True, capture_output=True)
-        with open(os.path.join(keys, "sel.txt")) as f:
-            record = "".join(re.findall(r'"([^"]*)"', f.read()))
+        keyfile, record = dkim_key(os.path.join(e.w, "keys"))
         e.dns = Dnsmasq(os.path.join(e.w, "dns"), txt={"sel._domainkey.d.test": [record]}).start()
         e.unbound = write(os.path.join(e.w, "unbound.conf"),
                           'server:\n  local-zone: "test." nodefault\n')
-        keyfile = os.path.join(keys, "sel.private")
         # smtpd's client is 127.0.0.1: an internal host, so opendkim signs
         e.sign = start_opendkim(e, "sign", "Mode s\nDomain d.test\nSelector sel\nKeyFile %s\n"
                                 "InternalHosts 127.0.0.1\n" % keyfile)
