@@ -3,46 +3,26 @@ timeouts, and kill -9 in the middle of writing (Maildir and mbox)."""
 import fcntl
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from pylib.runas import ROOT, USER, as_user, reachable_bin  # noqa: E402
+from pylib.runas import ROOT, USER, as_user  # noqa: E402
 
-BIN = os.environ.get("POSTERN_BIN", os.path.join(os.path.dirname(__file__), "..", "..", "build", "bin"))
-LDA = os.path.join(BIN, "postern-lda")
+from test_lda import LDA, lda, w  # noqa: E402,F401 (w: the work directory fixture)
+
 FROM_LINE = re.compile(rb"^From (\S+) (Mon|Tue|Wed|Thu|Fri|Sat|Sun) "
                        rb"(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 0-9]\d "
                        rb"\d\d:\d\d:\d\d \d{4}$")
 
 
-LDA = os.path.join(reachable_bin(BIN), "postern-lda")
-
 def start(args, data=None):
     return subprocess.Popen([LDA] + args, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, preexec_fn=as_user)
-
-
-def lda(args, data, timeout=60):
-    p = subprocess.run([LDA] + args, input=data, capture_output=True, preexec_fn=as_user,
-                       timeout=timeout)
-    return p.returncode, p.stderr
-
-
-@pytest.fixture
-def w():
-    d = tempfile.mkdtemp(prefix="lda-mbox-")
-    os.chmod(d, 0o755)
-    if ROOT:
-        os.chown(d, USER.pw_uid, USER.pw_gid)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
 
 
 def split_mbox(data):
