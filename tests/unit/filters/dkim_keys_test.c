@@ -11,12 +11,7 @@ static char dir[] = "/tmp/dkim_keys_test.XXXXXX";
 
 static void write_file(const char *name, const char *text)
 {
-	char *p = xasprintf("%s/%s", dir, name);
-	FILE *f = fopen(p, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	free(p);
+	unit_write_file(dir, name, text);
 }
 
 static void gen_key(const char *name, int type)

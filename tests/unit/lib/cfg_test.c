@@ -28,16 +28,6 @@ static char *mktmp(void)
 	return d;
 }
 
-static void write_file(const char *dir, const char *name, const char *text)
-{
-	char *p = xasprintf("%s/%s", dir, name);
-	FILE *f = fopen(p, "w");
-	assert_non_null(f);
-	fputs(text, f);
-	fclose(f);
-	free(p);
-}
-
 static void rmtree(char *dir)
 {
 	char *cmd = xasprintf("rm -rf '%s'", dir);
@@ -325,7 +315,7 @@ static void test_load_file(void **state)
 
 	char *log = xasprintf("%s/log", dir);
 	assert_int_equal(log_open("cfgtest", log, &err), 0);
-	write_file(dir, "main.cf",
+	unit_write_file(dir, "main.cf",
 		   "myhostname = mx.example.org\n"
 		   "smtpd_bogus_limit = 3\n"
 		   "helper = x\n"
@@ -349,9 +339,9 @@ static void test_load_file(void **state)
 	cfg_free(&c);
 
 	/* Debian's myorigin = /etc/mailname */
-	write_file(dir, "mailname", "  mail.example.net \nignored\n");
+	unit_write_file(dir, "mailname", "  mail.example.net \nignored\n");
 	char *mo = xasprintf("myorigin = %s/mailname\n", dir);
-	write_file(dir, "main.cf", mo);
+	unit_write_file(dir, "main.cf", mo);
 	free(mo);
 	c = cfg_load(dir, &err);
 	assert_non_null(c);
@@ -369,7 +359,7 @@ static void test_load_file(void **state)
 	assert_string_equal(d->myorigin, "mail.example.net");
 	cfg_free(&d);
 	cfg_free(&c);
-	write_file(dir, "main.cf", "myorigin = /nonexistent/mailname\n");
+	unit_write_file(dir, "main.cf", "myorigin = /nonexistent/mailname\n");
 	c = cfg_load(dir, &err);
 	assert_null(c);
 	assert_non_null(strstr(err, "/main.cf:1: myorigin: cannot read /nonexistent/mailname: No such file or directory"));
@@ -484,13 +474,13 @@ static void test_print(void **state)
 static void test_check_collects_all(void **state)
 {
 	char *dir = mktmp();
-	write_file(dir, "main.cf",
+	unit_write_file(dir, "main.cf",
 		   "smtpd_timeout = 5x\n"
 		   "biff = perhaps\n"
 		   "bogus_name = 1\n"
 		   "no equals here\n"
 		   "message_size_limit = 10\n");
-	write_file(dir, "master.cf",
+	unit_write_file(dir, "master.cf",
 		   "127.0.0.1:2525 inet n - n - - smtpd -o smtpd_timeout=never\n"
 		   "pickup unix n - n 60 1 pickup\n"
 		   "127.0.0.1:2526 inet n - n - - smtpd -o nonesuch=1\n"
@@ -521,22 +511,22 @@ static void test_check_collects_all(void **state)
 	}
 	/* a clean main.cf lets -o values with $references be checked too */
 	buf_reset(&r);
-	write_file(dir, "main.cf", "smtpd_timeout = 5\nmy_timeout = 1x\nalias_maps =\n");
-	write_file(dir, "master.cf", "127.0.0.1:2525 inet n - n - - smtpd\n"
+	unit_write_file(dir, "main.cf", "smtpd_timeout = 5\nmy_timeout = 1x\nalias_maps =\n");
+	unit_write_file(dir, "master.cf", "127.0.0.1:2525 inet n - n - - smtpd\n"
 				     "127.0.0.1:2526 inet n - n - - smtpd -o smtpd_timeout=$my_timeout\n");
 	assert_int_equal(cfg_check(dir, &r), 1);
 	if (strstr(buf_cstr(&r), "/master.cf:2: -o smtpd_timeout=$my_timeout: bad time value") == NULL)
 		fail_msg("%s", buf_cstr(&r));
 	/* a broken reference is one problem, not two */
 	buf_reset(&r);
-	write_file(dir, "main.cf", "smtpd_timeout = ${x\nalias_maps =\n");
-	write_file(dir, "master.cf", "");
+	unit_write_file(dir, "main.cf", "smtpd_timeout = ${x\nalias_maps =\n");
+	unit_write_file(dir, "master.cf", "");
 	assert_int_equal(cfg_check(dir, &r), 1);
 	if (strstr(buf_cstr(&r), "/main.cf:1: smtpd_timeout: unterminated \"${\"\n") == NULL)
 		fail_msg("%s", buf_cstr(&r));
 	/* tables: one that cannot open is an error, one not built a warning */
 	buf_reset(&r);
-	write_file(dir, "main.cf", "alias_maps =\n"
+	unit_write_file(dir, "main.cf", "alias_maps =\n"
 				   "virtual_alias_maps = inline:{ a=b }, bogus:x\n"
 				   "virtual_mailbox_maps = lmdb:/nonexistent/vmailbox\n"
 				   "header_checks = regexp:/nonexistent/hc\n"
@@ -554,14 +544,14 @@ static void test_check_collects_all(void **state)
 	/* texthash: is not hash: (no lmdb: warning for it) */
 	buf_reset(&r);
 	char *th = xasprintf("alias_maps =\nvirtual_mailbox_maps = texthash:%s/main.cf\n", dir);
-	write_file(dir, "main.cf", th);
+	unit_write_file(dir, "main.cf", th);
 	free(th);
 	assert_int_equal(cfg_check(dir, &r), 0);
 	assert_string_equal(buf_cstr(&r), "");
 	/* a clean configuration has no problems at all */
 	buf_reset(&r);
-	write_file(dir, "main.cf", "smtpd_timeout = 5\nalias_maps =\n");
-	write_file(dir, "master.cf", "127.0.0.1:2525 inet n - n - - smtpd\n");
+	unit_write_file(dir, "main.cf", "smtpd_timeout = 5\nalias_maps =\n");
+	unit_write_file(dir, "master.cf", "127.0.0.1:2525 inet n - n - - smtpd\n");
 	assert_int_equal(cfg_check(dir, &r), 0);
 	assert_string_equal(buf_cstr(&r), "");
 	rmtree(dir);
@@ -706,12 +696,12 @@ static void test_master_default(void **state)
 	assert_int_equal(s[0].n_overrides, 0);
 	assert_null(s[0].args[0]);
 	cfg_master_free(&s, n);
-	write_file(dir, "master.cf", "127.0.0.1:2525 inet n - n - - smtpd\n");
+	unit_write_file(dir, "master.cf", "127.0.0.1:2525 inet n - n - - smtpd\n");
 	assert_int_equal(cfg_master_load(dir, &s, &n, &err), 0);
 	assert_int_equal(n, 1);
 	assert_int_equal(s[0].port, 2525);
 	cfg_master_free(&s, n);
-	write_file(dir, "master.cf", "127.0.0.1:2525 inet n - n - - smtpd -o x=1\n");
+	unit_write_file(dir, "master.cf", "127.0.0.1:2525 inet n - n - - smtpd -o x=1\n");
 	assert_int_equal(cfg_master_load(dir, &s, &n, &err), -1);
 	char *want = xasprintf("%s/master.cf:1: -o x: unknown parameter", dir);
 	assert_string_equal(err, want);
