@@ -405,7 +405,6 @@ static struct milter_idle *milter_idle_list;
 static size_t milter_idle_n;
 static char **milter_idle_banned; /* keys whose reuse failed once */
 static size_t milter_idle_n_banned;
-static unsigned long milter_idle_reused;
 
 static char *milter_idle_key(const struct milter_endpoint *ep)
 {
@@ -476,11 +475,6 @@ void milter_client_idle_clear(void)
 	milter_idle_n_banned = 0;
 }
 
-unsigned long milter_client_idle_reused(void)
-{
-	return milter_idle_reused;
-}
-
 /* End the session with 'K' and keep the connection; false if it cannot be. */
 static bool milter_idle_keep(struct milter_client *c)
 {
@@ -539,7 +533,6 @@ static bool milter_idle_take(struct milter_client *c)
 	bufferevent_setcb(c->bev, milter_client_on_read, NULL, milter_client_on_event, c);
 	c->pooled = true;
 	buf_reset(&c->retry);
-	milter_idle_reused++;
 	return true;
 }
 

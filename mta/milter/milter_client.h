@@ -98,8 +98,6 @@ void milter_client_quit(struct milter_client *c);
  * and forget which filters refused it; call before freeing the event
  * base. */
 void milter_client_idle_clear(void);
-/* Sessions served so far on a reused connection (statistics, tests). */
-unsigned long milter_client_idle_reused(void);
 
 /* Negotiated options (valid after a successful open). */
 const struct milter_neg *milter_client_neg(const struct milter_client *c);
