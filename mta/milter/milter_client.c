@@ -585,6 +585,20 @@ static int milter_client_connect(struct milter_client *c)
 	return 0;
 }
 
+/* Connect and negotiate anew, then send c->retry again for the pending
+ * request (milter_client_resend); a connect failure completes it with the
+ * fault. */
+static void milter_client_resend_anew(struct milter_client *c)
+{
+	c->retrying = true;
+	c->retry_stage = c->stage;
+	if (milter_client_connect(c) < 0) {
+		c->retrying = false;
+		c->stage = c->retry_stage;
+		milter_client_schedule(c);
+	}
+}
+
 /* A reused connection failed before it answered anything: the filter never
  * saw what we sent on it, so start again on a new connection. False when
  * this is not such a case (the caller fails the client then). */
@@ -609,13 +623,7 @@ static bool milter_client_retry(struct milter_client *c)
 			milter_client_schedule(c);
 		return true;
 	}
-	c->retrying = true;
-	c->retry_stage = c->stage;
-	if (milter_client_connect(c) < 0) {
-		c->retrying = false;
-		c->stage = c->retry_stage;
-		milter_client_schedule(c);
-	}
+	milter_client_resend_anew(c);
 	return true;
 }
 
@@ -725,13 +733,7 @@ void milter_client_event(struct milter_client *c, enum milter_stage stage,
 	}
 	if (c->relink) {
 		c->relink = false;
-		c->retrying = true;
-		c->retry_stage = stage;
-		if (milter_client_connect(c) < 0) {
-			c->retrying = false;
-			c->stage = stage;
-			milter_client_schedule(c);
-		}
+		milter_client_resend_anew(c);
 		return;
 	}
 	if (c->state == MILTER_CS_FAILED) {
