@@ -303,6 +303,10 @@ static void milter_client_on_read(struct bufferevent *bev, void *arg)
 		if (n == 0)
 			return;
 		if (c->state != MILTER_CS_WAIT) {
+			/* on a kept connection: it spoke between sessions, so a new
+			 * connection serves this one */
+			if (milter_client_retry(c))
+				return;
 			milter_client_fail(c, "sent data while no reply was expected");
 			return;
 		}
@@ -742,7 +746,10 @@ void milter_client_event(struct milter_client *c, enum milter_stage stage,
 	}
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
 		/* bytes that arrived before we asked anything: the filter is out
-		 * of step with the protocol */
+		 * of step with the protocol (on a kept connection: it spoke while
+		 * idle, so it gets a new one) */
+		if (milter_client_retry(c))
+			return;
 		c->fault = xasprintf("sent data before %s was asked", milter_stage_name(stage));
 		milter_client_close(c);
 		c->state = MILTER_CS_FAILED;

@@ -948,3 +948,19 @@ def test_reused_connection_lost_before_its_answer_is_retried(postern_factory, fa
     assert f.seen.count("K") == 1, f.seen
     assert f.seen.count("E") == 3
     assert not re.search(r"milter .*(failed|closed|timed out)", p.log_text())
+
+
+def test_filter_that_speaks_between_sessions_gets_a_new_connection(postern_factory, fakes):
+    """Hostile: bytes from the filter on a kept connection before anything
+    was asked. The connection is not used again (dropped while idle, or
+    given up before its first answer); the next session negotiates anew on
+    a new one, and nothing is logged as a fault or lost."""
+    f = fakes(fault="k_chatter")
+    p = start_postern(postern_factory, f)
+    got = sessions_in_a_row(p, 3)
+    assert len(got) == 3
+    assert f.seen.count("E") == 3
+    # probe, session 1 (ends with K, then speaks), session 2 and 3 on new
+    # connections unless reuse was given up for this filter
+    assert f.seen.count("O") >= 3, f.seen
+    assert not re.search(r"milter .*(failed|closed|timed out|sent)", p.log_text())

@@ -31,6 +31,8 @@ Two faults concern QUIT_NC ('K', a session ends, the connection stays):
               know 'K', as libmilter before 8.14)
   k_drop_next after a 'K', close the connection when the next command
               arrives (a filter that lost the session meanwhile)
+  k_chatter   answer 'K' with an unasked 'c' and keep the connection (a
+              filter out of step between sessions)
 """
 import socket
 import struct
@@ -115,6 +117,9 @@ class FakeMilter:
                     c.close()
                     return
                 after_k = cmd == "K"
+                if cmd == "K" and self.fault == "k_chatter":
+                    c.sendall(packet(b"c"))
+                    continue
                 if cmd in "DAK":
                     continue            # never answered
                 if cmd == "Q":
