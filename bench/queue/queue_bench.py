@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Accept-rate benchmark of postern-queue's group commit, driving IPC directly.
 
-    python3 mta/queue/queue_bench.py [--sessions 20] [--messages 4000]
+    python3 bench/queue/queue_bench.py [--sessions 20] [--messages 4000]
             [--size 4096] [--mode held|deferred|delivered] [--bin build/bin]
 
 Starts build/bin/postern-queue alone (tests.pylib.ipc.QueueHarness plays
