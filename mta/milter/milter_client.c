@@ -53,6 +53,7 @@ struct milter_client {
 	/* connection reuse (QUIT_NC, see "idle connections" below) */
 	bool reusable;                 /* the filter sits after a continued END-OF-MESSAGE */
 	bool pooled;                   /* the connection came idle and has not answered yet */
+	bool reused;                   /* the connection came idle (stays set) */
 	bool retrying;                 /* negotiating anew for the request in retry */
 	bool relink;                   /* the reused connection died idle: connect at the next request */
 	enum milter_stage retry_stage; /* that request's stage */
@@ -61,6 +62,7 @@ struct milter_client {
 
 /* connection reuse (below): a failed reused connection retries */
 static bool milter_client_retry(struct milter_client *c);
+static void milter_idle_ban(const struct milter_endpoint *ep);
 static void milter_client_resend(struct milter_client *c);
 
 void milter_mods_free(struct milter_mod **mods, size_t n)
@@ -152,6 +154,8 @@ static void milter_client_note(struct milter_client *c, const char *fmt, ...)
  * the last thing any caller does with c. */
 static void milter_client_failed_now(struct milter_client *c)
 {
+	if (c->reused)
+		milter_idle_ban(&c->ep); /* a filter that fails after QUIT_NC gets no more */
 	milter_client_close(c);
 	c->state = MILTER_CS_FAILED;
 	if (c->pending) {
@@ -391,9 +395,11 @@ static void milter_client_on_event(struct bufferevent *bev, short what, void *ar
  * continue (its state table), so only such a connection is kept, only for
  * filters that negotiated version 6 and want CONNECT, at most
  * MILTER_IDLE_MAX per process for MILTER_IDLE_SECS. An idle connection
- * that speaks or closes is dropped. If a reused connection fails before its
+ * that closes is dropped; one that speaks is dropped and its filter not
+ * reused again by this process. If a reused connection fails before its
  * first answer, the request is sent again on a new connection (the filter
- * never saw it) and that filter is not reused again by this process. */
+ * never saw it); if it fails later, the session gets the default action as
+ * with any broken filter. Either way that filter is not reused again. */
 #define MILTER_IDLE_MAX 256
 #define MILTER_IDLE_SECS 60
 
@@ -423,16 +429,20 @@ static bool milter_idle_is_banned(const char *key)
 	return false;
 }
 
+static void milter_idle_ban_key(const char *key)
+{
+	if (milter_idle_is_banned(key) || milter_idle_n_banned >= 64)
+		return;
+	milter_idle_banned = xreallocarray(milter_idle_banned, milter_idle_n_banned + 1,
+					   sizeof(*milter_idle_banned));
+	milter_idle_banned[milter_idle_n_banned++] = xstrdup(key);
+}
+
 static void milter_idle_ban(const struct milter_endpoint *ep)
 {
 	char *key = milter_idle_key(ep);
-	if (milter_idle_is_banned(key) || milter_idle_n_banned >= 64) {
-		free(key);
-		return;
-	}
-	milter_idle_banned = xreallocarray(milter_idle_banned, milter_idle_n_banned + 1,
-					   sizeof(*milter_idle_banned));
-	milter_idle_banned[milter_idle_n_banned++] = key;
+	milter_idle_ban_key(key);
+	free(key);
 }
 
 /* Unlink e from the list and free it (closing its connection unless it was
@@ -455,7 +465,11 @@ static void milter_idle_drop(struct milter_idle *e)
 
 static void milter_idle_on_read(struct bufferevent *bev, void *arg)
 {
-	milter_idle_drop(arg); /* a filter has nothing to say between sessions */
+	/* a filter has nothing to say between sessions: out of step with
+	 * QUIT_NC, so no more reuse for it */
+	struct milter_idle *e = arg;
+	milter_idle_ban_key(e->key);
+	milter_idle_drop(e);
 }
 
 static void milter_idle_on_event(struct bufferevent *bev, short what, void *arg)
@@ -536,6 +550,7 @@ static bool milter_idle_take(struct milter_client *c)
 	milter_idle_drop(e);
 	bufferevent_setcb(c->bev, milter_client_on_read, NULL, milter_client_on_event, c);
 	c->pooled = true;
+	c->reused = true;
 	buf_reset(&c->retry);
 	return true;
 }
